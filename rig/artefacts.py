@@ -1,0 +1,381 @@
+"""The rig's cache: Xen and dom0 kernels from Debian's archive, user-supplied files, sha256s.
+
+Packages come through a private apt root inside the cache (its own lists and
+archives) whose sources are copied from the machine's own apt configuration, with
+the backports suite added on the same mirror. Nothing is installed on the host and
+no mirror host name is ever written by the rig.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from debian.deb822 import Deb822
+from debian.debian_support import Version
+
+from .errors import ArtefactError, CorruptArtefactError, InputError
+from .platform import Arch
+
+
+def cache_dir() -> Path:
+    if os.environ.get("RIG_CACHE"):
+        return Path(os.environ["RIG_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "xen-pvh-rig"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A file the boot uses, with where it came from and the hash it must still have."""
+
+    name: str
+    path: Path
+    sha256: str
+    source: str        # "debian:<package>=<version>", "user", "built"
+    version: str = ""
+
+    def verify(self) -> "Artefact":
+        if not self.path.is_file():
+            raise ArtefactError(f"{self.path}: cached file is missing; run `rig fetch --refresh`")
+        got = sha256_file(self.path)
+        if got != self.sha256:
+            raise CorruptArtefactError(self.path, self.sha256, got)
+        return self
+
+    def record(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "sha256": self.sha256,
+                "source": self.source, "version": self.version}
+
+
+# --- kernel names ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DebianKernel:
+    name: str
+    suites: tuple[str, ...]   # suite name templates, {codename} filled from the host
+    version_prefix: str       # guards the name: debian-bpo-6.12 must really be 6.12.y
+    description: str
+
+
+DEBIAN_KERNELS = {
+    k.name: k for k in (
+        DebianKernel("debian-6.1", ("{codename}", "{codename}-updates", "{codename}-security"), "6.1.",
+                     "Debian bookworm 6.1.y: lacks the PVH balloon fix (unpatched)"),
+        DebianKernel("debian-bpo-6.12", ("{codename}-backports",), "6.12.",
+                     "Debian bookworm-backports 6.12.y: has 38620fc4e893 and follow-ups (patched)"),
+    )
+}
+CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from
+
+
+# --- apt sources -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AptSource:
+    uris: tuple[str, ...]
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    signed_by: str = ""
+
+    def deb822(self) -> str:
+        lines = ["Types: deb", f"URIs: {' '.join(self.uris)}", f"Suites: {' '.join(self.suites)}",
+                 f"Components: {' '.join(self.components)}"]
+        if self.signed_by:
+            lines.append(f"Signed-By: {self.signed_by}")
+        return "\n".join(lines) + "\n"
+
+
+def parse_sources(files: dict[str, str]) -> list[AptSource]:
+    """apt source entries ('deb' only) from sources.list (one-line) and *.sources (deb822) texts."""
+    out = []
+    for name, text in files.items():
+        if name.endswith(".sources"):
+            for para in Deb822.iter_paragraphs(text):
+                if "deb" not in para.get("Types", "").split() or para.get("Enabled", "yes").lower() == "no":
+                    continue
+                out.append(AptSource(tuple(para.get("URIs", "").split()), tuple(para.get("Suites", "").split()),
+                                     tuple(para.get("Components", "").split()), para.get("Signed-By", "").strip()))
+        else:
+            for line in text.splitlines():
+                m = re.match(r"^\s*deb\s+(?:\[(?P<opts>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)\s+(?P<comps>.+)$",
+                             line.split("#", 1)[0])
+                if m:
+                    opts = dict(o.split("=", 1) for o in (m.group("opts") or "").split() if "=" in o)
+                    out.append(AptSource((m.group("uri"),), (m.group("suite"),), tuple(m.group("comps").split()),
+                                         opts.get("signed-by", "")))
+    return out
+
+
+def rig_sources(host_sources: list[AptSource], codename: str = CODENAME) -> list[AptSource]:
+    """The host's Debian entries for `codename`, plus `codename`-backports on the same mirror."""
+    debian = [s for s in host_sources
+              if any(suite == codename or suite.startswith(codename + "-") for suite in s.suites)]
+    main = [s for s in debian if codename in s.suites]
+    if not main:
+        raise ArtefactError(f"no apt source for Debian {codename} is configured "
+                            "(/etc/apt/sources.list{,.d}); the rig reuses that mirror")
+    have = {suite for s in debian for suite in s.suites}
+    out = [AptSource(s.uris, tuple(x for x in s.suites if x == codename or x.startswith(codename + "-")),
+                     s.components, s.signed_by) for s in debian]
+    if f"{codename}-backports" not in have:
+        m = main[0]
+        out.append(AptSource(m.uris, (f"{codename}-backports",), m.components, m.signed_by))
+    return out
+
+
+def read_host_sources(etc: Path = Path("/etc/apt")) -> dict[str, str]:
+    files = {}
+    if (etc / "sources.list").is_file():
+        files["sources.list"] = (etc / "sources.list").read_text()
+    for f in sorted((etc / "sources.list.d").glob("*")):
+        if f.suffix in (".list", ".sources") and f.is_file():
+            files[f.name] = f.read_text()
+    return files
+
+
+class Apt:
+    """apt-get/apt-cache against the rig's private apt root."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _opts(self) -> list[str]:
+        r = self.root
+        opts = ["-o", f"Dir::Etc::SourceList={r / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={r / 'sources.list.d'}",
+                "-o", f"Dir::State={r / 'state'}", "-o", f"Dir::Cache={r / 'cache'}",
+                "-o", "Dir::State::status=/var/lib/dpkg/status", "-o", "APT::Default-Release="]
+        if os.geteuid() == 0:
+            opts += ["-o", "APT::Sandbox::User=root"]  # _apt cannot write into a user's cache
+        return opts
+
+    def _call(self, tool: str, *args: str, cwd: Path | None = None) -> str:
+        if shutil.which(tool) is None:
+            raise ArtefactError(f"{tool} not found: the rig fetches Xen and kernels with Debian's apt")
+        proc = subprocess.run([tool, *self._opts(), *args], cwd=cwd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ArtefactError(f"{tool} {' '.join(args)} failed: {last}")
+        return proc.stdout
+
+    def setup(self, sources: list[AptSource]) -> None:
+        for d in ("sources.list.d", "state/lists/partial", "cache/archives/partial"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        (self.root / "sources.list").write_text("")
+        (self.root / "sources.list.d" / "rig.sources").write_text("\n".join(s.deb822() for s in sources))
+
+    def update(self) -> None:
+        self._call("apt-get", "-q", "update")
+
+    def versions(self, package: str) -> list[tuple[str, str]]:
+        """[(version, suite)] from apt-cache madison."""
+        out = []
+        for line in self._call("apt-cache", "madison", package).splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 3 and parts[0] == package:
+                suite = parts[2].split()[1].split("/")[0] if len(parts[2].split()) > 1 else ""
+                out.append((parts[1], suite))
+        return out
+
+    def depends(self, package: str, version: str) -> list[str]:
+        text = self._call("apt-cache", "show", f"{package}={version}")
+        para = next(iter(Deb822.iter_paragraphs(text)), {})
+        return [d.strip() for d in para.get("Depends", "").split(",") if d.strip()]
+
+    def download(self, package: str, version: str, dest: Path) -> Path:
+        self._call("apt-get", "-q", "download", f"{package}={version}", cwd=dest)
+        debs = list(dest.glob(f"{package}_*.deb"))
+        if len(debs) != 1:
+            raise ArtefactError(f"apt-get download {package}={version} left no single .deb in {dest}")
+        return debs[0]
+
+
+def newest(versions: list[tuple[str, str]], suites: set[str]) -> str | None:
+    candidates = [Version(v) for v, suite in versions if suite in suites]
+    return str(max(candidates)) if candidates else None
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+class Cache:
+    def __init__(self, root: Path | None = None):
+        self.root = root or cache_dir()
+
+    @contextmanager
+    def locked(self):
+        """Serialise fetches between parallel rig processes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _apt(self) -> Apt:
+        apt = Apt(self.root / "apt")
+        apt.setup(rig_sources(parse_sources(read_host_sources())))
+        return apt
+
+    # manifests: {"name", "package", "version", "source", "boot_file", "files": {rel: sha256}}
+    def _manifest_path(self, kind: str, name: str) -> Path:
+        return self.root / kind / name / "manifest.json"
+
+    def _load(self, kind: str, name: str) -> dict | None:
+        path = self._manifest_path(kind, name)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ArtefactError(f"{path}: corrupt manifest; run `rig fetch --refresh`") from None
+
+    def _artefact(self, kind: str, name: str, manifest: dict) -> Artefact:
+        base = self.root / kind / name
+        rel = manifest["boot_file"]
+        return Artefact(name, base / rel, manifest["files"][rel], manifest["source"], manifest["version"])
+
+    def _install(self, kind: str, name: str, deb: Path, source: str, version: str, boot_file_of) -> dict:
+        """Unpack `deb` into kind/name/root atomically and write its manifest."""
+        final = self.root / kind / name
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root / kind))
+        try:
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True, capture_output=True)
+            boot_rel = boot_file_of(tmp)
+            files = {str(p.relative_to(tmp)): sha256_file(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file() and not p.is_symlink()}
+            manifest = {"name": name, "source": source, "version": version, "boot_file": boot_rel,
+                        "deb_sha256": sha256_file(deb), "files": files}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+            return manifest
+        except subprocess.CalledProcessError as exc:
+            raise ArtefactError(f"dpkg-deb -x {deb.name} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- Xen ------------------------------------------------------------------------------
+    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False) -> Artefact:
+        name = arch.xen_package
+        manifest = None if refresh else self._load("xen", name)
+        if manifest is None:
+            if not fetch:
+                raise ArtefactError(f"Xen ({name}) is not in the cache {self.root}; run `rig fetch`")
+            with self.locked():
+                manifest = None if refresh else self._load("xen", name)
+                if manifest is None:
+                    manifest = self._fetch_xen(arch)
+        return self._artefact("xen", name, manifest).verify()
+
+    def _fetch_xen(self, arch: Arch) -> dict:
+        apt = self._apt()
+        apt.update()
+        package = arch.xen_package
+        version = newest(apt.versions(package), {s.format(codename=CODENAME)
+                                                 for s in ("{codename}", "{codename}-updates", "{codename}-security")})
+        if version is None:
+            raise ArtefactError(f"{package} is not available from the configured {CODENAME} mirror")
+        (self.root / "xen").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root) as dl:
+            deb = apt.download(package, version, Path(dl))
+
+            def gunzip_hypervisor(tmp: Path) -> str:
+                gz = tmp / "root" / arch.xen_member
+                if not gz.is_file():
+                    raise ArtefactError(f"{package} {version} has no {arch.xen_member}")
+                # QEMU's multiboot loader takes no gzip: keep the hypervisor uncompressed.
+                out = tmp / Path(arch.xen_member).stem
+                with gzip.open(gz) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                return out.name
+
+            return self._install("xen", package, deb, f"debian:{package}={version}", version, gunzip_hypervisor)
+
+    # -- kernels --------------------------------------------------------------------------
+    def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False) -> Artefact:
+        if name not in DEBIAN_KERNELS:
+            raise InputError(f"unknown kernel {name!r} (known: {', '.join(sorted(DEBIAN_KERNELS))}; "
+                             "or pass --kernel NAME=PATH)")
+        manifest = None if refresh else self._load("kernels", name)
+        if manifest is None:
+            if not fetch:
+                raise ArtefactError(f"kernel {name} is not in the cache {self.root}; run `rig fetch`")
+            with self.locked():
+                manifest = None if refresh else self._load("kernels", name)
+                if manifest is None:
+                    manifest = self._fetch_kernel(DEBIAN_KERNELS[name])
+        return self._artefact("kernels", name, manifest).verify()
+
+    def modules_dir(self, name: str) -> Path | None:
+        manifest = self._load("kernels", name)
+        if not manifest:
+            return None
+        found = sorted((self.root / "kernels" / name / "root" / "lib" / "modules").glob("*"))
+        return found[0] if found else None
+
+    def _fetch_kernel(self, kernel: DebianKernel) -> dict:
+        apt = self._apt()
+        apt.update()
+        meta = "linux-image-amd64"
+        suites = {s.format(codename=CODENAME) for s in kernel.suites}
+        meta_version = newest(apt.versions(meta), suites)
+        if meta_version is None:
+            raise ArtefactError(f"{meta} is not available from suites {', '.join(sorted(suites))}")
+        image = next((d.split()[0] for d in apt.depends(meta, meta_version) if d.startswith("linux-image-")), None)
+        if image is None:
+            raise ArtefactError(f"{meta} {meta_version} depends on no linux-image package")
+        if not meta_version.startswith(kernel.version_prefix):
+            raise ArtefactError(f"{kernel.name}: the archive now serves {meta_version}, not {kernel.version_prefix}y; "
+                                "the rig's kernel table needs a new row")
+        (self.root / "kernels").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root) as dl:
+            deb = apt.download(image, meta_version, Path(dl))
+
+            def vmlinuz(tmp: Path) -> str:
+                found = sorted((tmp / "root" / "boot").glob("vmlinuz-*"))
+                if not found:
+                    raise ArtefactError(f"{image} {meta_version} has no /boot/vmlinuz-*")
+                return str(found[0].relative_to(tmp))
+
+            return self._install("kernels", kernel.name, deb, f"debian:{image}={meta_version}", meta_version, vmlinuz)
+
+    # -- user files -----------------------------------------------------------------------
+    def user_kernel(self, name: str, path: Path) -> Artefact:
+        if not path.is_file():
+            raise InputError(f"--kernel {name}={path}: no such file")
+        return Artefact(name, path.resolve(), sha256_file(path), "user")
+
+    def user_xen(self, path: Path) -> Artefact:
+        """A user's xen.gz (or plain xen): gunzipped into the cache, keyed by content."""
+        if not path.is_file():
+            raise InputError(f"--xen {path}: no such file")
+        digest = sha256_file(path)
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        if not gzipped:
+            return Artefact("xen", path.resolve(), digest, "user")
+        out = self.root / "xen-user" / digest / "xen"
+        if not out.is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            with gzip.open(path) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.rename(out)
+        return Artefact("xen", out, sha256_file(out), f"user:{path.resolve()} (gunzipped)")

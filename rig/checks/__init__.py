@@ -1,0 +1,1 @@
+"""Assertion modules: turn parsed artefacts into findings, and findings + expectations into checks."""

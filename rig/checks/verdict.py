@@ -1,0 +1,119 @@
+"""From a finished boot to findings, checks and a verdict.
+
+verdict: "error" when the boot or the collection failed (never pass or fail),
+otherwise "fail" if any expectation check failed, else "pass".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..parse import e820 as e820_parse, iomem as iomem_parse, pci as pci_parse, dmesg as dmesg_parse
+from ..parse import Range
+from ..scenario import Expect
+from . import balloon, relocation
+
+
+@dataclass(frozen=True)
+class XenMap:
+    """The e820 Xen gave dom0, and how we know it."""
+
+    entries: list[e820_parse.E820Entry]
+    source: str
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Analysis:
+    kernel_release: str | None
+    relocations: list[relocation.Relocation]
+    resources: list[dict]
+    xen_scratch: list[Range]
+    scratch_clashes: list[str]
+    unusable: list[Range]
+    converted: list[Range]
+    expected_conversion: list[Range]
+    balloon: dict
+    xen_map_source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def xen_map_from_unpatched(dmesg: str, role: str) -> XenMap:
+    """An unpatched kernel prints Xen's map unchanged in its BIOS-e820 lines."""
+    return XenMap(e820_parse.from_dmesg(dmesg), f"BIOS-e820 lines of the {role!r} run (unpatched kernel, same host)")
+
+
+def xen_map_reconstructed(serial: str, dom0_mem: int) -> XenMap:
+    host_map = e820_parse.from_xen(serial)
+    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE),
+                  "reconstructed from Xen's host e820 and dom0_mem (no unpatched run; "
+                  "ACPI table pages not modelled, counts may differ by a page)")
+
+
+def analyse(collected, firmware_pci: list, xen_map: XenMap) -> Analysis:
+    firmware = pci_parse.from_query_pci_data(firmware_pci)
+    final = pci_parse.from_sysfs(collected["pci-resources"])
+    events = dmesg_parse.pci_events(collected["dmesg"])
+    tree = iomem_parse.parse(collected["iomem"])
+    scratch = iomem_parse.xen_scratch(tree)
+    expectation = balloon.expected_conversion(xen_map.entries)
+    final_map = e820_parse.from_memmap(collected["e820"])
+    converted = balloon.observed_conversion(expectation.unusable, final_map)
+    return Analysis(
+        kernel_release=(collected["uname"].strip() or dmesg_parse.kernel_release(collected["dmesg"])),
+        relocations=relocation.relocations(firmware, final, events),
+        resources=relocation.resource_table(firmware, final),
+        xen_scratch=scratch,
+        scratch_clashes=relocation.scratch_clashes(scratch, firmware),
+        unusable=list(expectation.unusable),
+        converted=converted,
+        expected_conversion=list(expectation.converted),
+        balloon={"dom0_ram_pages": expectation.dom0_ram_pages, "cap_pages": expectation.cap_pages,
+                 "unusable_pages": expectation.unusable_pages,
+                 "converted_pages": sum(balloon.pages(r) for r in converted),
+                 "expected_converted_pages": sum(balloon.pages(r) for r in expectation.converted)},
+        xen_map_source=xen_map.source,
+    )
+
+
+def _ranges(rs) -> str:
+    return ", ".join(f"[{a:#x}-{b:#x}]" for a, b in rs) or "none"
+
+
+def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
+    checks: list[Check] = []
+    if expect is None:
+        return checks
+    if expect.relocations is not None:
+        n = len(a.relocations)
+        want = expect.relocations
+        passed = n == 0 if want == "none" else n > 0 if want == "some" else n == want
+        moved = "; ".join(r.describe() for r in a.relocations) or "nothing moved"
+        checks.append(Check("relocations", passed, f"want {want}, got {n}: {moved}"))
+    if expect.balloon_converted is not None:
+        pages = a.balloon["converted_pages"]
+        if expect.balloon_converted:
+            passed = pages > 0 and a.converted == a.expected_conversion
+            detail = (f"converted {_ranges(a.converted)} ({pages} pages); the kernel's rule "
+                      f"(cap {a.balloon['cap_pages']} pages, last range split) gives {_ranges(a.expected_conversion)}")
+        else:
+            passed = pages == 0
+            detail = f"want UNUSABLE left alone; converted {_ranges(a.converted)} ({pages} pages)"
+        checks.append(Check("balloon_converted", passed, detail))
+    if expect.xen_scratch is not None:
+        n = len(a.xen_scratch)
+        passed = n == 0 if expect.xen_scratch == "none" else n > 0
+        checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
+    return checks
+
+
+def verdict(error: str | None, checks: list[Check]) -> str:
+    if error:
+        return "error"
+    return "pass" if all(c.passed for c in checks) else "fail"

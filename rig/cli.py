@@ -1,0 +1,127 @@
+"""The `rig` command. The only place that prints errors and chooses exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__, initramfs, platform, report, scenario as scenario_mod, session
+from .artefacts import DEBIAN_KERNELS, Cache
+from .errors import EXIT_BAD_INPUT, InputError, Interrupted, RigError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, Path]:
+    out = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"{flag} {v!r}: want NAME=PATH")
+        out[name] = Path(path)
+    return out
+
+
+def _progress(role: str, message: str) -> None:
+    err.print(f"[bold]\\[{role}][/bold] {message}")
+
+
+def cmd_run(args) -> int:
+    options = session.Options(
+        out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
+        user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
+        roles=args.only or None)
+    for name, path in options.user_modules.items():
+        if name not in options.user_kernels:
+            raise InputError(f"--modules {name}={path}: no --kernel {name}=PATH given")
+        if not path.is_dir():
+            raise InputError(f"--modules {name}={path}: not a directory")
+    scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
+    out_dir, results = session.run(scenario, options, progress=_progress)
+    report.summary(results, out_dir)
+    return session.exit_code(results)
+
+
+def cmd_fetch(args) -> int:
+    cache = Cache()
+    arch = platform.ARCHES["x86_64"]
+    xen = cache.xen(arch, refresh=args.refresh)
+    _progress("fetch", f"xen {xen.version}: {xen.path}")
+    for name in args.kernels or sorted(DEBIAN_KERNELS):
+        k = cache.kernel(name, refresh=args.refresh)
+        _progress("fetch", f"{name} {k.version}: {k.path}")
+    agent = initramfs.build(cache)
+    _progress("fetch", f"initramfs: {agent.path}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    for path in args.scenarios:
+        scenario_mod.load(path, set(DEBIAN_KERNELS) | set(_pairs(args.kernel, "--kernel")))
+        print(f"{path}: ok")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rig", description="Boot Xen + PVH dom0 in QEMU and judge PCI BARs "
+                                                        "and balloon memory, per kernel.")
+    p.add_argument("--version", action="version", version=f"rig {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="boot every kernel of a scenario and judge it")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
+    run.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
+    run.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
+                     help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")
+    run.add_argument("--modules", action="append", default=[], metavar="NAME=DIR",
+                     help="the modules directory of a --kernel")
+    run.add_argument("--xen", type=Path, help="a user hypervisor (xen.gz or gunzipped)")
+    run.add_argument("--only", action="append", metavar="ROLE", help="run only this kernel role (repeatable)")
+    run.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
+    run.set_defaults(func=cmd_run)
+
+    fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
+    fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")
+    fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
+    fetch.set_defaults(func=cmd_fetch)
+
+    validate = sub.add_parser("validate", help="check scenario files without booting anything")
+    validate.add_argument("scenarios", nargs="+", type=Path)
+    validate.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH")
+    validate.set_defaults(func=cmd_validate)
+    return p
+
+
+def _raise_interrupt(signum, frame):
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so every context manager tears its QEMU down.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or usage error (2)
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        err.print("rig: interrupted; QEMU stopped, artefacts kept")
+        return Interrupted.exit_code
+    except RigError as exc:
+        err.print(f"rig: {exc}", markup=False)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The serial console as a stage machine: firmware -> xen -> dom0 -> userspace -> collected.
+
+The patterns are data shared by the live watcher (pexpect, while QEMU runs) and
+the pure classifier (a finished console log), so both judge a boot the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pexpect
+
+from .errors import BootError
+from .parse import normalise_newlines
+
+STAGES = ("firmware", "xen", "dom0", "userspace", "collected")
+
+# The line that proves a stage was entered.
+STAGE_MARKERS = {
+    "xen": r"\(XEN\)",
+    "dom0": r"Linux version \S+",
+    "userspace": r"@@RIG-AGENT",
+    "collected": r"@@RIG-DONE",
+}
+
+# Seconds allowed to go from the previous stage to this one, under TCG on 2 cores
+# with another boot beside it (a lone boot needs about a third of this).
+STAGE_TIMEOUTS = {"xen": 60, "dom0": 120, "userspace": 240, "collected": 180}
+
+# Failure classes, earliest match in the text wins.
+FAILURES = {
+    "xen-panic": r"\(XEN\)[^\n]*Panic on CPU \d+:",
+    "dom0-crash": r"Hardware Dom0 crashed",
+    "kernel-panic": r"Kernel panic - not syncing:[^\r\n]*",
+}
+_FAILURE_RES = {name: re.compile(p) for name, p in FAILURES.items()}
+_TAIL_AFTER_FAILURE = 3.0  # seconds of console kept after a failure line, for the message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    stage_reached: str
+    failure: str | None = None   # a FAILURES key, "hang" or "qemu-exit"
+    detail: str | None = None
+
+
+def stage_reached(text: str) -> str:
+    reached = "firmware"
+    pos = 0
+    for stage in STAGES[1:]:
+        m = re.compile(STAGE_MARKERS[stage]).search(text, pos)
+        if not m:
+            break
+        reached, pos = stage, m.end()
+    return reached
+
+
+def _line_at(text: str, pos: int) -> tuple[str, str]:
+    """The line containing pos, and the nearest non-empty line before it."""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start:end if end >= 0 else len(text)].strip()
+    before = [ln.strip() for ln in text[:start].splitlines() if ln.strip()]
+    return line, (before[-1] if before else "")
+
+
+def failure_detail(failure: str, text: str, pos: int) -> str:
+    line, previous = _line_at(text, pos)
+    if failure == "xen-panic":
+        from .parse import xen
+        return xen.parse(text[text.rfind("\n", 0, pos) + 1:]).panic or line
+    line = re.sub(r"^(\(XEN\)(?: \[[^\]]*\])?|\[\s*\d+\.\d+\])\s*", "", line)
+    previous = re.sub(r"^(\(XEN\)(?: \[[^\]]*\])?|\[\s*\d+\.\d+\])\s*", "", previous)
+    return f"{line} (after: {previous})" if previous else line
+
+
+def classify(text: str) -> Outcome:
+    """Judge a whole console log: how far it got and, if it failed, how."""
+    text = normalise_newlines(text)
+    first = None
+    for name, pattern in _FAILURE_RES.items():
+        m = pattern.search(text)
+        if m and (first is None or m.start() < first[1]):
+            first = (name, m.start())
+    if first:
+        name, pos = first
+        return Outcome(stage_reached(text[:pos]), name, failure_detail(name, text, pos))
+    return Outcome(stage_reached(text))
+
+
+@dataclass
+class Transcript:
+    """Everything read from the console so far (pexpect's logfile_read target)."""
+
+    chunks: list[str] = field(default_factory=list)
+
+    def write(self, data: str) -> None:
+        self.chunks.append(data)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.text.splitlines()[-lines:])
+
+
+def watch(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, *, until: str = "collected",
+          timeout_scale: float = 1.0, on_stage: Callable[[str], None] = lambda stage: None,
+          clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
+    """Follow the console until stage `until`; return seconds spent reaching each stage.
+
+    Raises BootError (stage reached, failure class, detail, console tail) otherwise.
+    """
+    timings: dict[str, float] = {}
+    reached = "firmware"
+    last = clock()
+    failure_names = list(FAILURES)
+    for stage in STAGES[1:STAGES.index(until) + 1]:
+        limit = STAGE_TIMEOUTS[stage] * timeout_scale
+        patterns = [STAGE_MARKERS[stage], *FAILURES.values(), pexpect.EOF, pexpect.TIMEOUT]
+        i = console.expect(patterns, timeout=limit)
+        if i == 0:
+            now = clock()
+            timings[reached] = round(now - last, 2)
+            last, reached = now, stage
+            on_stage(stage)
+            continue
+        if i <= len(failure_names):
+            # Let the rest of the message arrive (Xen prints the panic text after the banner).
+            console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=_TAIL_AFTER_FAILURE)
+            outcome = classify(transcript.text)
+            raise BootError(outcome.failure or failure_names[i - 1], reached,
+                            outcome.detail or "", transcript.tail())
+        if patterns[i] is pexpect.EOF:
+            raise BootError("qemu-exit", reached, f"QEMU exited while waiting for stage {stage}",
+                            transcript.tail())
+        raise BootError("hang", reached, f"no sign of stage {stage} within {limit:.0f} s",
+                        transcript.tail())
+    return timings

@@ -1,0 +1,67 @@
+"""A BootPlan: one scenario x one kernel, fully resolved (rows looked up, files found).
+
+It is what the host layer consumes; it knows Xen's and Linux's command lines but
+nothing about how a particular host backend (QEMU, libvirt) expresses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import platform
+from .scenario import PciDevice, Scenario, format_size
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    name: str                     # "<scenario>-<role>", also the QEMU process name
+    arch: platform.Arch
+    accel: platform.Accel
+    firmware: platform.Firmware
+    boot: platform.BootMethod
+    memory: int
+    cpus: int
+    iommu: str
+    pci: tuple[PciDevice, ...]
+    qemu_args: tuple[str, ...]
+    xen: Path
+    xen_cmdline: str
+    kernel: Path
+    dom0_cmdline: str
+    initrd: Path
+
+    @property
+    def timeout_scale(self) -> float:
+        return self.accel.timeout_scale
+
+
+def xen_cmdline(scenario: Scenario, arch: platform.Arch) -> str:
+    parts = [arch.xen_console, "loglvl=all guest_loglvl=all console_timestamps=boot",
+             f"dom0=pvh dom0_mem={format_size(scenario.xen.dom0_mem)}", scenario.xen.cmdline]
+    return " ".join(p for p in parts if p.strip())
+
+
+def dom0_cmdline(scenario: Scenario, arch: platform.Arch) -> str:
+    return " ".join(p for p in (arch.dom0_console, scenario.xen.dom0_cmdline) if p.strip())
+
+
+def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, initrd: Path) -> BootPlan:
+    arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
+    return BootPlan(
+        name=f"{scenario.name}-{role}",
+        arch=arch,
+        accel=platform.lookup(platform.ACCELS, accel, "accelerator"),
+        firmware=platform.lookup(platform.FIRMWARES, scenario.host.firmware, "firmware"),
+        boot=platform.lookup(platform.BOOT_METHODS, scenario.host.boot, "boot method"),
+        memory=scenario.host.memory,
+        cpus=scenario.host.cpus,
+        iommu=scenario.host.iommu,
+        pci=tuple(scenario.host.pci),
+        qemu_args=tuple(scenario.host.qemu_args),
+        xen=xen,
+        xen_cmdline=xen_cmdline(scenario, arch),
+        kernel=kernel,
+        dom0_cmdline=dom0_cmdline(scenario, arch),
+        initrd=initrd,
+    )

@@ -1,0 +1,157 @@
+"""What differs between architectures, accelerators, IOMMUs, firmwares and boot methods: data only.
+
+A new target (say arm64: QEMU `virt,virtualization=on`, Xen's extended regions)
+arrives as new rows here plus, at most, a new argv builder registered by row name
+in the host layer. Nothing else in the rig branches on these names.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    qemu_binary: str
+    machine: str
+    cpu: dict[str, str]                       # accel name -> -cpu value
+    machine_props: dict[str, tuple[str, ...]]  # accel name -> extra ",k=v" machine properties
+    iommus: dict[str, tuple[str, ...]]          # iommu name -> -device strings ("" = none)
+    xen_console: str                            # Xen's own console arguments
+    dom0_console: str                           # dom0 kernel console arguments
+    xen_package: str                            # Debian package that ships the hypervisor
+    xen_member: str                             # path of the hypervisor inside that package
+    kernel_meta_package: str                    # Debian metapackage that names the current kernel
+    pci_root_bus: str                           # id of the root bus devices plug into
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: str
+    qemu_args: tuple[str, ...]
+    timeout_scale: float  # stage timeouts are written for TCG; KVM needs far less
+
+
+@dataclass(frozen=True)
+class Firmware:
+    name: str
+    qemu_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootMethod:
+    """How the hypervisor and dom0 reach memory. `name` selects the argv builder."""
+
+    name: str
+    description: str = ""
+
+
+ARCHES: dict[str, Arch] = {
+    "x86_64": Arch(
+        name="x86_64",
+        qemu_binary="qemu-system-x86_64",
+        machine="q35",
+        # Under TCG, RDTSCP kills dom0 (Xen cannot emulate it without NRIP-save)
+        # and PKU kills init in 6.12 (bad frame in rt_sigreturn): see the captures.
+        cpu={"tcg": "max,-rdtscp,-pku", "kvm": "host"},
+        # intel-iommu interrupt remapping refuses the in-kernel irqchip.
+        machine_props={"kvm": ("kernel-irqchip=split",)},
+        # PVH dom0 needs an IOMMU; aw-bits=48 lets Xen set up dom0's device contexts.
+        iommus={"intel": ("intel-iommu,intremap=on,aw-bits=48",), "none": ()},
+        xen_console="console=com1 com1=115200,8n1",
+        dom0_console="console=hvc0 earlyprintk=xen",
+        xen_package="xen-hypervisor-4.17-amd64",
+        xen_member="boot/xen-4.17-amd64.gz",
+        kernel_meta_package="linux-image-amd64",
+        pci_root_bus="pcie.0",
+    ),
+}
+
+ACCELS: dict[str, Accel] = {
+    "tcg": Accel("tcg", ("-accel", "tcg,thread=multi"), timeout_scale=1.0),
+    "kvm": Accel("kvm", ("-accel", "kvm"), timeout_scale=0.5),
+}
+
+FIRMWARES: dict[str, Firmware] = {
+    "seabios": Firmware("seabios"),  # QEMU's default BIOS: no arguments needed
+}
+
+BOOT_METHODS: dict[str, BootMethod] = {
+    "multiboot": BootMethod("multiboot", "QEMU's multiboot loader: -kernel xen, -initrd 'vmlinuz args,initrd'"),
+}
+
+
+def lookup(table: dict, name: str, what: str):
+    """Select a row by name or fail loudly with the valid names."""
+    try:
+        return table[name]
+    except KeyError:
+        raise InputError(f"unknown {what} {name!r} (available: {', '.join(sorted(table))})") from None
+
+
+# --- accelerator choice -------------------------------------------------------------
+
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+
+
+@dataclass(frozen=True)
+class AccelChoice:
+    accel: str
+    reason: str
+
+
+def choose_accel(requested: str, kvm_creates_vm: bool, cpu_flags: set[str]) -> AccelChoice:
+    """Pure decision: KVM only when it can create a VM *and* the CPU has svm or vmx.
+
+    Some CI machines expose a /dev/kvm (e.g. PVM) whose CPU lacks both; QEMU then
+    aborts in kvm_buf_set_msrs, so such a /dev/kvm must not be used.
+    """
+    if requested != "auto":
+        lookup(ACCELS, requested, "accelerator")
+        return AccelChoice(requested, f"{requested} requested with --accel")
+    if not kvm_creates_vm:
+        return AccelChoice("tcg", "TCG: /dev/kvm cannot create a VM")
+    virt = cpu_flags & {"svm", "vmx"}
+    if not virt:
+        return AccelChoice("tcg", "TCG: /dev/kvm works but the CPU advertises neither svm nor vmx "
+                                  "(QEMU would abort in kvm_buf_set_msrs)")
+    return AccelChoice("kvm", f"KVM: /dev/kvm creates VMs and the CPU has {sorted(virt)[0]}")
+
+
+def probe_kvm(path: str = "/dev/kvm") -> bool:
+    """True if `path` answers KVM_GET_API_VERSION and KVM_CREATE_VM."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if fcntl.ioctl(fd, KVM_GET_API_VERSION, 0) != 12:
+            return False
+        vm_fd = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        os.close(vm_fd)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The `flags` of the first CPU in /proc/cpuinfo text."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def detect_accel(requested: str = "auto") -> AccelChoice:
+    with open("/proc/cpuinfo") as f:
+        flags = cpu_flags(f.read())
+    return choose_accel(requested, probe_kvm() if requested == "auto" else False, flags)

@@ -113,12 +113,13 @@ class Transcript:
 
 def watch(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, *, until: str = "collected",
           timeout_scale: float = 1.0, on_stage: Callable[[str], None] = lambda stage: None,
-          clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
-    """Follow the console until stage `until`; return seconds spent reaching each stage.
+          timings: dict[str, float] | None = None, clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
+    """Follow the console until stage `until`, filling `timings` with the seconds spent in
+    each stage as it is left (so a failed boot keeps the timings it had).
 
     Raises BootError (stage reached, failure class, detail, console tail) otherwise.
     """
-    timings: dict[str, float] = {}
+    timings = {} if timings is None else timings
     reached = "firmware"
     last = clock()
     failure_names = list(FAILURES)

@@ -65,23 +65,39 @@ def _hex(rs) -> str:
     return " ".join(f"{a:#x}-{b:#x}" for a, b in rs) or "-"
 
 
+def _row(r: dict) -> dict[str, str]:
+    failed = [c for c in r["checks"] if not c["passed"]]
+    if r["error"]:
+        why = r["error"]
+    elif failed:
+        why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
+    else:
+        why = (", ".join(c["name"] for c in r["checks"]) + " held") if r["checks"] else "no expectations"
+    moved = "; ".join(f"{m['device']} {m['resource']} {m['firmware'][0]:#x}->"
+                      + (f"{m['final'][0]:#x}" if m["final"] else "unassigned") for m in r["relocations"])
+    return {"role": r["kernel_role"], "kernel": r["kernel"], "release": r["kernel_release"] or "?",
+            "verdict": r["verdict"], "stage": r["stage_reached"], "moved": moved or "none",
+            "Xen scratch": _hex([tuple(x) for x in r["xen_scratch"]]),
+            "converted pages": str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
+            "wall s": f"{r['timings'].get('total', 0):.1f}", "why": why}
+
+
 def summary(results: list[dict], out_dir: Path, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"{results[0]['scenario']}  ({out_dir})" if results else str(out_dir))
-    for col in ("role", "kernel", "release", "verdict", "stage", "moved", "Xen scratch", "converted pages",
-                "wall s", "why"):
-        table.add_column(col)
-    for r in results:
-        failed = [c for c in r["checks"] if not c["passed"]]
-        why = r["error"] or ("; ".join(f"{c['name']}: {c['detail']}" for c in failed)) or \
-            ", ".join(c["name"] for c in r["checks"]) + " held"
-        moved = "; ".join(f"{m['device']} {m['resource']} {m['firmware'][0]:#x}->"
-                          f"{m['final'][0]:#x}" if m["final"] else f"{m['device']} {m['resource']} unassigned"
-                          for m in r["relocations"]) or "none"
-        style = {"pass": "green", "fail": "red", "error": "yellow"}[r["verdict"]]
-        table.add_row(r["kernel_role"], r["kernel"], r["kernel_release"] or "?",
-                      f"[{style}]{r['verdict']}[/{style}]", r["stage_reached"], moved,
-                      _hex([tuple(x) for x in r["xen_scratch"]]),
-                      str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
-                      f"{r['timings'].get('total', 0):.1f}", why)
+    """A table on a terminal; on a pipe or CI log, one plain key=value line per kernel."""
+    console = console or Console(soft_wrap=True)
+    rows = [_row(r) for r in results]
+    if not console.is_terminal:
+        for row in rows:
+            console.print(" ".join(f"{k.replace(' ', '_')}={v!r}" if " " in v or not v else
+                                   f"{k.replace(' ', '_')}={v}" for k, v in row.items()),
+                          markup=False, highlight=False)
+        console.print(f"results: {out_dir}", markup=False, highlight=False)
+        return
+    table = Table(title=f"{results[0]['scenario'] if results else ''}  ({out_dir})")
+    for col in rows[0] if rows else ():
+        table.add_column(col, overflow="fold")
+    styles = {"pass": "green", "fail": "red", "error": "yellow"}
+    for row in rows:
+        cells = dict(row, verdict=f"[{styles[row['verdict']]}]{row['verdict']}[/]")
+        table.add_row(*cells.values())
     console.print(table)

@@ -65,8 +65,8 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         with QemuHost(bplan, run_dir) as host:
             host.console.logfile_read = transcript
             progress(role, f"QEMU started (pid {host.pid})")
-            result.timings = console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale,
-                                           on_stage=on_stage)
+            console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale,
+                          on_stage=on_stage, timings=result.timings)
             result.final_pci = host.query_pci()
             _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
             host.console.sendline("poweroff")

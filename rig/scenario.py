@@ -96,22 +96,32 @@ class Scenario(_Strict):
         return v
 
 
-def _loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
+_UNION_TAGS = {"int", "str", "bool", "float", "list", "dict"}
 
 
-def _describe(err: dict) -> tuple[str, str]:
-    key = _loc(err["loc"])
-    kind = err["type"]
-    value = err.get("input")
+def _key(loc: tuple) -> str:
+    """Dotted key of an error location, without pydantic's union member tags."""
+    parts = []
+    for p in loc:
+        if isinstance(p, str) and (p in _UNION_TAGS or "[" in p):
+            break
+        parts.append(str(p))
+    return ".".join(parts)
+
+
+def _describe(errors: list[dict]) -> tuple[str, str]:
+    first = errors[0]
+    key = _key(first["loc"])
+    kind, value = first["type"], first.get("input")
     if kind == "extra_forbidden":
         return key, "unknown key"
     if kind == "missing":
         return key, "missing required key"
-    msg = err["msg"].removeprefix("Value error, ")
-    if kind == "value_error":
-        return key, msg
-    return key, f"{msg} (got {value!r})"
+    # A union reports one error per member: say them together.
+    msgs = [e["msg"].removeprefix("Value error, ") for e in errors if _key(e["loc"]) == key]
+    if kind == "value_error" and len(msgs) == 1:
+        return key, msgs[0]
+    return key, f"invalid value {value!r} ({'; or '.join(dict.fromkeys(msgs))})"
 
 
 def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
@@ -126,7 +136,7 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        key, problem = _describe(exc.errors()[0])
+        key, problem = _describe(exc.errors())
         raise ScenarioError(path, key, problem) from None
     for role in scenario.expect:
         if role not in scenario.kernels:

@@ -1,0 +1,119 @@
+"""Cache bookkeeping, apt source derivation and the reproducible initramfs."""
+
+import gzip
+import subprocess
+
+import pytest
+
+from rig import initramfs
+from rig.artefacts import AptSource, Artefact, Cache, newest, parse_sources, rig_sources, sha256_file
+from rig.errors import ArtefactError, CorruptArtefactError, InputError
+
+DEB822 = """Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://mirror.example/debian
+Suites: bookworm
+Components: main
+"""
+
+
+def test_backports_reuse_the_configured_mirror():
+    sources = rig_sources(parse_sources({"debian.sources": DEB822}))
+    backports = [s for s in sources if "bookworm-backports" in s.suites]
+    assert len(backports) == 1
+    assert backports[0].uris == ("http://mirror.example/debian",)
+    assert backports[0].signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
+    assert {suite for s in sources for suite in s.suites} == {
+        "bookworm", "bookworm-updates", "bookworm-security", "bookworm-backports"}
+
+
+def test_one_line_sources_and_foreign_entries():
+    text = ("deb [signed-by=/k.gpg] http://m.example/debian bookworm main contrib\n"
+            "# deb http://m.example/debian bookworm-backports main\n"
+            "deb https://packages.example/apt cloud-sdk main\n")
+    sources = rig_sources(parse_sources({"sources.list": text}))
+    assert [s.suites for s in sources] == [("bookworm",), ("bookworm-backports",)]
+    assert sources[1] == AptSource(("http://m.example/debian",), ("bookworm-backports",), ("main", "contrib"), "/k.gpg")
+
+
+def test_existing_backports_entry_is_not_duplicated():
+    text = "deb http://m.example/debian bookworm main\ndeb http://m.example/debian bookworm-backports main\n"
+    sources = rig_sources(parse_sources({"sources.list": text}))
+    assert sum("bookworm-backports" in s.suites for s in sources) == 1
+
+
+def test_no_debian_source_is_a_clear_error():
+    with pytest.raises(ArtefactError, match="no apt source for Debian bookworm"):
+        rig_sources(parse_sources({"sources.list": "deb http://x.example/ubuntu jammy main\n"}))
+
+
+def test_newest_uses_debian_version_order():
+    versions = [("6.1.176-1", "bookworm"), ("6.1.192-2", "bookworm-security"), ("6.12.95-1~bpo12+1", "bookworm-backports")]
+    assert newest(versions, {"bookworm", "bookworm-security"}) == "6.1.192-2"
+    assert newest(versions, {"bookworm-backports"}) == "6.12.95-1~bpo12+1"
+    assert newest(versions, {"trixie"}) is None
+
+
+def test_corrupt_cached_file_is_refused(tmp_path):
+    f = tmp_path / "vmlinuz"
+    f.write_bytes(b"kernel")
+    art = Artefact("k", f, sha256_file(f), "test")
+    assert art.verify() is art
+    f.write_bytes(b"kernel, tampered")
+    with pytest.raises(CorruptArtefactError, match="sha256 mismatch"):
+        art.verify()
+    f.unlink()
+    with pytest.raises(ArtefactError, match="missing"):
+        art.verify()
+
+
+def test_uncached_kernel_without_fetch_is_a_clear_error(tmp_path):
+    with pytest.raises(ArtefactError, match="debian-6.1 is not in the cache.*rig fetch"):
+        Cache(tmp_path).kernel("debian-6.1", fetch=False)
+    with pytest.raises(InputError, match="unknown kernel 'debian-9'"):
+        Cache(tmp_path).kernel("debian-9")
+
+
+def test_user_xen_is_gunzipped_once_and_keyed_by_content(tmp_path):
+    src = tmp_path / "xen.gz"
+    src.write_bytes(gzip.compress(b"hypervisor"))
+    cache = Cache(tmp_path / "cache")
+    art = cache.user_xen(src)
+    assert art.path.read_bytes() == b"hypervisor"
+    assert cache.user_xen(src).path == art.path
+
+
+def test_static_elf_detection():
+    assert initramfs.is_static_elf(initramfs.find_busybox().read_bytes())
+    assert not initramfs.is_static_elf(open("/bin/sh", "rb").read())  # dash is dynamic on Debian
+    assert not initramfs.is_static_elf(b"#!/bin/sh\n")
+
+
+def test_initramfs_is_reproducible_and_holds_the_agent(tmp_path):
+    first = initramfs.build(Cache(tmp_path / "a"))
+    second = initramfs.build(Cache(tmp_path / "b"))
+    assert first.sha256 == second.sha256
+    listing = subprocess.run(["cpio", "-t", "--quiet"], input=gzip.decompress(first.path.read_bytes()),
+                             capture_output=True, check=True).stdout.decode().split()
+    assert {"init", "bin/busybox", "proc", "sys", "dev"} <= set(listing)
+    unpacked = subprocess.run(["cpio", "-i", "--quiet", "--to-stdout", "init"],
+                              input=gzip.decompress(first.path.read_bytes()), capture_output=True, check=True)
+    assert unpacked.stdout == initramfs.AGENT.read_bytes()
+
+
+def test_initramfs_rebuilds_when_the_agent_changes(tmp_path):
+    agent = tmp_path / "init"
+    agent.write_text(initramfs.AGENT.read_text() + "\n# changed\n")
+    cache = Cache(tmp_path / "c")
+    assert initramfs.build(cache).path != initramfs.build(cache, agent=agent).path

@@ -1,0 +1,83 @@
+"""Stage detection and failure classification, on real serial captures."""
+
+import subprocess
+import sys
+
+import pexpect
+import pytest
+
+from rig import console
+from rig.errors import BootError
+from tests.conftest import CAPTURES, RUNS, read_console
+
+
+@pytest.mark.parametrize("name, stage, failure, words", [
+    ("fail-no-iommu-xen-panic", "xen", "xen-panic", "iommu must be enabled for PVH hardware domain"),
+    ("fail-rdtscp-dom0-crash", "dom0", "dom0-crash", "SVM Insn len emulation failed"),
+    ("fail-pku-init-bad-frame", "dom0", "kernel-panic", "bad frame in rt_sigreturn"),
+])
+def test_classify_failures(capture, name, stage, failure, words):
+    outcome = console.classify(capture(name))
+    assert (outcome.stage_reached, outcome.failure) == (stage, failure)
+    assert words in outcome.detail
+
+
+@pytest.mark.parametrize("name", ["unpatched-6.1-testdev1G-relocated", "patched-6.12-testdev1G-clean",
+                                  "fail-awbits39-e1000e-probe", "ovmf-xenefi-6.1-testdev1G-noclash"])
+def test_good_boots_have_no_failure(capture, name):
+    # These captures predate the agent banner, so they stop at dom0 by the rig's markers.
+    assert console.classify(capture(name)) == console.Outcome("dom0")
+
+
+def test_rig_run_reaches_collected():
+    text = read_console(RUNS / "bar-clash-64bit" / "patched" / "serial.log")
+    assert console.classify(text) == console.Outcome("collected")
+
+
+def test_stage_order_matters():
+    # An agent banner without a Linux banner before it does not count as userspace.
+    assert console.stage_reached("(XEN) hi\n@@RIG-AGENT 1 x\nLinux version 6.1\n") == "dom0"
+
+
+def _feed(path, extra="", timeout_scale=1.0):
+    """Replay a capture through a real pexpect child, as QEMU's socket would deliver it."""
+    cmd = f"cat {path}; {extra}"
+    child = pexpect.spawn("/bin/sh", ["-c", cmd], encoding="utf-8", codec_errors="replace")
+    transcript = console.Transcript()
+    child.logfile_read = transcript
+    return child, transcript
+
+
+def test_watch_reports_stages_in_order():
+    child, transcript = _feed(RUNS / "bar-clash-64bit" / "unpatched" / "serial.log")
+    seen = []
+    timings = console.watch(child, transcript, on_stage=seen.append)
+    assert seen == ["xen", "dom0", "userspace", "collected"]
+    assert set(timings) == {"firmware", "xen", "dom0", "userspace"}
+    child.close()
+
+
+def test_watch_raises_xen_panic_with_message():
+    child, transcript = _feed(CAPTURES / "fail-no-iommu-xen-panic.serial.log", "sleep 30")
+    with pytest.raises(BootError) as info:
+        console.watch(child, transcript)
+    assert (info.value.failure, info.value.stage) == ("xen-panic", "xen")
+    assert "iommu must be enabled" in info.value.detail
+    assert "Panic on CPU 0" in info.value.console_tail
+    child.close(force=True)
+
+
+def test_watch_hang_names_the_stage():
+    child, transcript = _feed(CAPTURES / "unpatched-6.1-default-q35.serial.log", "sleep 30")
+    with pytest.raises(BootError) as info:
+        console.watch(child, transcript, timeout_scale=0.01)  # 2.4 s for userspace
+    assert (info.value.failure, info.value.stage) == ("hang", "dom0")
+    assert "userspace" in info.value.detail
+    child.close(force=True)
+
+
+def test_watch_qemu_exit():
+    child, transcript = _feed(CAPTURES / "unpatched-6.1-default-q35.serial.log")
+    with pytest.raises(BootError) as info:
+        console.watch(child, transcript)
+    assert (info.value.failure, info.value.stage) == ("qemu-exit", "dom0")

@@ -1,0 +1,130 @@
+"""Parsers on the real captures, plus old-format lines written from the kernel's format strings."""
+
+import json
+
+from rig import collect
+from rig.parse import dmesg, e820, iomem, pci, xen
+from tests.conftest import RUNS
+
+
+def _sections(capture, name):
+    return collect.sections(capture(name), required=("dmesg", "iomem", "e820"))
+
+
+def test_dmesg_new_format_conflict_and_assignment(capture):
+    events = dmesg.pci_events(_sections(capture, "unpatched-6.1-testdev1G-relocated")["dmesg"])
+    bar2 = [e for e in events if e.device == "0000:00:03.0" and e.index == 2]
+    assert [e.action for e in bar2] == ["found", "claim-conflict", "assigned"]
+    conflict, assigned = bar2[1], bar2[2]
+    assert conflict.conflict_owner == "Xen scratch"
+    assert conflict.conflict_range == (0x100000000, 0x107FFFFFF)
+    assert (conflict.resource.start, conflict.resource.prefetch, conflict.resource.is_64) == (0x100000000, True, True)
+    assert assigned.resource.range == (0x140000000, 0x17FFFFFFF)
+
+
+def test_dmesg_patched_has_no_conflict(capture):
+    events = dmesg.pci_events(_sections(capture, "patched-6.12-testdev1G-clean")["dmesg"])
+    assert not [e for e in events if e.action == "claim-conflict"]
+
+
+def test_dmesg_old_format():
+    # The formats of drivers/pci/setup-res.c and probe.c before "resource names in PCI log messages".
+    text = "\n".join([
+        "[    1.0] pci 0000:00:03.0: reg 0x18: [mem 0x100000000-0x13fffffff 64bit pref]",
+        "[    1.1] pci 0000:00:03.0: can't claim BAR 2 [mem 0x100000000-0x13fffffff 64bit pref]: "
+        "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]",
+        "[    1.2] pci 0000:00:03.0: BAR 2: assigned [mem 0x140000000-0x17fffffff 64bit pref]",
+        "[    1.3] pci 0000:00:1c.0: BAR 15: assigned [mem 0x180000000-0x1bfffffff 64bit pref]",
+        "[    1.4] pci 0000:01:00.0: BAR 0: no space for [mem size 0x20000000 64bit pref]",
+        "[    1.5] pci 0000:01:00.0: BAR 0: failed to assign [mem size 0x20000000 64bit pref]",
+    ])
+    got = [(e.device, e.index, e.action) for e in dmesg.pci_events(text)]
+    assert got == [("0000:00:03.0", 2, "found"), ("0000:00:03.0", 2, "claim-conflict"),
+                   ("0000:00:03.0", 2, "assigned"), ("0000:00:1c.0", 15, "assigned"),
+                   ("0000:01:00.0", 0, "no-space"), ("0000:01:00.0", 0, "failed-assign")]
+    assert dmesg.pci_events(text)[4].resource.start is None
+    assert dmesg.pci_events(text)[4].resource.size == 0x20000000
+
+
+def test_dmesg_new_format_bridge_window_index():
+    line = "pci 0000:00:1c.0: bridge window [mem 0x100000000-0x13fffffff 64bit pref]: can't claim; " \
+           "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]"
+    (event,) = dmesg.pci_events(line)
+    assert (event.index, event.name, event.action) == (dmesg.BRIDGE_PREF, "bridge window", "claim-conflict")
+
+
+def test_kernel_release_and_root_windows(capture):
+    text = _sections(capture, "unpatched-6.1-testdev1G-relocated")["dmesg"]
+    assert dmesg.kernel_release(text) == "6.1.0-56-amd64"
+    windows = [(w.resource.start, w.resource.end) for w in dmesg.root_bus_windows(text)
+               if w.resource.kind == "mem"]
+    assert (0x100000000, 0x8FFFFFFFF) in windows
+
+
+def test_iomem_tree(capture):
+    tree = iomem.parse(_sections(capture, "unpatched-6.1-testdev1G-relocated")["iomem"])
+    (scratch,) = iomem.named(tree, "Xen scratch")
+    parent = tree[scratch.parent]
+    assert parent.name == "PCI Bus 0000:00" and parent.range == (0x100000000, 0x8FFFFFFFF)
+    assert iomem.xen_scratch(tree) == [(0x100000000, 0x107FFFFFF)]
+    assert tree[0].depth == 0 and iomem.named(tree, "Kernel code")[0].depth == 1
+
+
+def test_e820_three_sources_agree_for_unpatched(capture):
+    text = capture("unpatched-6.1-testdev1G-relocated")
+    found = _sections(capture, "unpatched-6.1-testdev1G-relocated")
+    from_dmesg = e820.from_dmesg(found["dmesg"])
+    from_memmap = e820.from_memmap(found["e820"])
+    assert len(from_dmesg) == 10
+    # /sys/firmware/memmap rounds the first RAM entry to pages; the types and the rest agree.
+    assert [e.type for e in from_dmesg] == [e.type for e in from_memmap]
+    assert ("unusable", 0x20061000, 0x7FFDEFFF) in [(e.type, e.start, e.end) for e in from_dmesg]
+    host = e820.from_xen(text)
+    assert host[0] == e820.E820Entry(0, 0x9FBFF, "ram")
+    assert host[-1] == e820.E820Entry(0xFD00000000, 0xFFFFFFFFFF, "reserved")
+    assert "unusable" not in {e.type for e in host}  # the host has no UNUSABLE: Xen makes it for dom0
+
+
+def test_e820_patched_dmesg_already_shows_conversion(capture):
+    # The fix rewrites the map before the kernel prints it: the Xen map must come from elsewhere.
+    from_dmesg = e820.from_dmesg(_sections(capture, "patched-6.12-testdev1G-clean")["dmesg"])
+    assert "unusable" not in {e.type for e in from_dmesg}
+
+
+def test_xen_log(capture):
+    log = xen.parse(capture("unpatched-6.1-testdev1G-relocated"))
+    assert log.version == "4.17.7" and log.dom0_kind == "PVH"
+    assert "dom0_mem=512M" in log.cmdline
+    assert log.panic is None
+    assert "0000:00:03.0 (-12)" in log.device_setup_failures
+    assert xen.parse(capture("fail-no-iommu-xen-panic")).panic == \
+        "Presently, iommu must be enabled for PVH hardware domain"
+
+
+def test_query_pci_and_sysfs_describe_the_same_bar():
+    firmware = pci.from_query_pci((RUNS / "bar-clash-64bit" / "patched" / "qmp-pci-firmware.json").read_text())
+    testdev = [r for r in firmware if r.index == 2 and r.is_64]
+    assert len(testdev) == 1 and testdev[0].prefetch
+    assert testdev[0].end - testdev[0].start + 1 == 1 << 30  # membar=1G
+    line = f"{testdev[0].device} 2 {testdev[0].start:#018x} {testdev[0].end:#018x} 0x000000000014220c"
+    (final,) = pci.from_sysfs(line)
+    assert final == testdev[0]
+
+
+def test_sysfs_unset_resource_is_unassigned():
+    (r,) = pci.from_sysfs("0000:01:00.0 0 0x0000000000000000 0x000000001fffffff 0x0000000020142200")
+    assert r.range is None
+
+
+def test_query_pci_bridge_windows():
+    data = [{"bus": 0, "devices": [{"bus": 0, "slot": 28, "function": 0, "regions": [],
+             "pci_bridge": {"bus": {"number": 0, "secondary": 1, "subordinate": 1},
+                            "io_range": {"base": 4096, "limit": 8191},
+                            "memory_range": {"base": 0xFE800000, "limit": 0xFE9FFFFF},
+                            "prefetchable_range": {"base": 0xFFF00000, "limit": 0xFFFFF},  # closed
+                            "devices": [{"bus": 1, "slot": 0, "function": 0, "regions": [
+                                {"bar": 0, "type": "memory", "address": 0xFE800000, "size": 4096,
+                                 "prefetch": False, "mem_type_64": False}]}]}}]}]
+    got = {(r.device, r.index): r.range for r in pci.from_query_pci(json.dumps(data))}
+    assert got == {("0000:00:1c.0", 13): (4096, 8191), ("0000:00:1c.0", 14): (0xFE800000, 0xFE9FFFFF),
+                   ("0000:01:00.0", 0): (0xFE800000, 0xFE800FFF)}

@@ -1,0 +1,69 @@
+"""The QEMU command line is a pure function of the plan: checked against reference files.
+
+Regenerate the references after an intended change with RIG_REGEN=1.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rig import plan, scenario
+from rig.host.qemu import qemu_argv
+
+ROOT = Path(__file__).resolve().parents[2]
+REFS = ROOT / "tests" / "data" / "argv"
+
+
+def _argv(scenario_file, accel, role="unpatched"):
+    s = scenario.load(ROOT / "scenarios" / scenario_file)
+    p = plan.make(s, role, accel, xen=Path("/cache/xen"), kernel=Path("/cache/vmlinuz"),
+                  initrd=Path("/cache/initrd.gz"))
+    return qemu_argv(p, console_socket=Path("/run/c.sock"), qmp_socket=Path("/run/q.sock"),
+                     serial_log=Path("/out/serial.log"))
+
+
+@pytest.mark.parametrize("scenario_file, accel", [("bar-clash-64bit.toml", "tcg"), ("bar-clash-64bit.toml", "kvm"),
+                                                  ("no-iommu.toml", "tcg")])
+def test_argv_matches_reference(scenario_file, accel):
+    got = "\n".join(_argv(scenario_file, accel)) + "\n"
+    ref = REFS / f"{Path(scenario_file).stem}-{accel}.txt"
+    if os.environ.get("RIG_REGEN"):
+        ref.write_text(got)
+    assert got == ref.read_text()
+
+
+def test_kvm_uses_host_cpu_and_split_irqchip():
+    argv = _argv("bar-clash-64bit.toml", "kvm")
+    assert argv[argv.index("-machine") + 1] == "q35,kernel-irqchip=split"
+    assert argv[argv.index("-cpu") + 1] == "host"
+    assert argv[argv.index("-accel") + 1] == "kvm"
+
+
+def test_tcg_avoids_rdtscp_and_pku():
+    argv = _argv("bar-clash-64bit.toml", "tcg")
+    assert argv[argv.index("-cpu") + 1] == "max,-rdtscp,-pku"
+    assert argv[argv.index("-accel") + 1] == "tcg,thread=multi"
+
+
+def test_iommu_precedes_pci_devices_and_none_means_none():
+    argv = _argv("bar-clash-64bit.toml", "tcg")
+    devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
+    assert devices == ["intel-iommu,intremap=on,aw-bits=48", "pci-testdev,membar=1G"]
+    assert "-device" not in _argv("no-iommu.toml", "tcg")
+
+
+def test_multiboot_modules_escape_commas(tmp_path):
+    s = scenario.load(ROOT / "scenarios" / "bar-clash-64bit.toml")
+    s = s.model_copy(update={"xen": s.xen.model_copy(update={"dom0_cmdline": "pci=realloc,nocrs"})})
+    p = plan.make(s, "patched", "tcg", xen=Path("/x"), kernel=Path("/k,1"), initrd=Path("/i"))
+    argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
+    assert argv[argv.index("-initrd") + 1] == "/k,,1 console=hvc0 earlyprintk=xen pci=realloc,,nocrs,/i"
+
+
+def test_user_qemu_args_come_last():
+    s = scenario.load(ROOT / "scenarios" / "bar-clash-64bit.toml")
+    s = s.model_copy(update={"host": s.host.model_copy(update={"qemu_args": ["-global", "x.y=1"]})})
+    p = plan.make(s, "patched", "tcg", xen=Path("/x"), kernel=Path("/k"), initrd=Path("/i"))
+    argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
+    assert argv[-2:] == ["-global", "x.y=1"]

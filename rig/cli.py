@@ -35,7 +35,9 @@ def cmd_run(args) -> int:
     options = session.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
-        roles=args.only or None)
+        roles=args.only or None, timeout_scale=args.timeout_scale)
+    if args.timeout_scale <= 0:
+        raise InputError(f"--timeout-scale {args.timeout_scale}: must be positive")
     for name, path in options.user_modules.items():
         if name not in options.user_kernels:
             raise InputError(f"--modules {name}={path}: no --kernel {name}=PATH given")
@@ -84,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
                      help="the modules directory of a --kernel")
     run.add_argument("--xen", type=Path, help="a user hypervisor (xen.gz or gunzipped)")
     run.add_argument("--only", action="append", metavar="ROLE", help="run only this kernel role (repeatable)")
+    run.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
+                     help="multiply every stage timeout by X (default 1; stage limits are in docs)")
     run.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
     run.set_defaults(func=cmd_run)
 

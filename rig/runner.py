@@ -47,7 +47,7 @@ Progress = Callable[[str, str], None]  # (role, message)
 
 
 def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
-         progress: Progress = lambda role, msg: None) -> KernelBoot:
+         progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0) -> KernelBoot:
     run_dir.mkdir(parents=True, exist_ok=True)
     result = KernelBoot(role, kernel, run_dir, bplan)
     transcript = console.Transcript()
@@ -65,7 +65,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         with QemuHost(bplan, run_dir) as host:
             host.console.logfile_read = transcript
             progress(role, f"QEMU started (pid {host.pid})")
-            console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale,
+            console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale * timeout_scale,
                           on_stage=on_stage, timings=result.timings)
             result.final_pci = host.query_pci()
             _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
@@ -89,7 +89,8 @@ def _write_json(path: Path, data) -> None:
 
 
 def boot_all(scenario: Scenario, out_dir: Path, *, accel: str, xen: Artefact, kernels: dict[str, Artefact],
-             initramfs: Artefact, progress: Progress = lambda role, msg: None) -> dict[str, KernelBoot]:
+             initramfs: Artefact, progress: Progress = lambda role, msg: None,
+             timeout_scale: float = 1.0) -> dict[str, KernelBoot]:
     """Boot each kernel role in scenario order, one after another.
 
     Sequential on purpose: two TCG boots on two cores take as long together as one
@@ -100,7 +101,7 @@ def boot_all(scenario: Scenario, out_dir: Path, *, accel: str, xen: Artefact, ke
         bplan = plan_mod.make(scenario, role, accel, xen=xen.path, kernel=kernels[role].path,
                               initrd=initramfs.path)
         progress(role, f"booting {name}")
-        boots[role] = boot(bplan, role, kernels[role], out_dir / role, progress)
+        boots[role] = boot(bplan, role, kernels[role], out_dir / role, progress, timeout_scale)
         b = boots[role]
         progress(role, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
     return boots

@@ -28,6 +28,7 @@ class Options:
     user_xen: Path | None = None
     fetch: bool = True
     roles: list[str] | None = None   # run only these kernel roles
+    timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
 
 
 def known_kernels(options: Options) -> set[str]:
@@ -67,7 +68,7 @@ def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda
     (out_dir / "scenario.json").write_text(scenario.model_dump_json(indent=1) + "\n")
 
     boots = runner.boot_all(scenario, out_dir, accel=choice.accel, xen=xen, kernels=kernels,
-                            initramfs=initrd, progress=progress)
+                            initramfs=initrd, progress=progress, timeout_scale=options.timeout_scale)
     xen_map = _xen_map(scenario, boots)
     results = []
     for role, boot in boots.items():

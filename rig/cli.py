@@ -44,6 +44,7 @@ def cmd_run(args) -> int:
         if not path.is_dir():
             raise InputError(f"--modules {name}={path}: not a directory")
     scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
+    session.preflight(scenario, args.scenario)
     out_dir, results = session.run(scenario, options, progress=_progress)
     report.summary(results, out_dir)
     return session.exit_code(results)

@@ -13,7 +13,8 @@ from pathlib import Path
 from . import initramfs, platform, report, runner
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache
 from .checks import verdict as verdict_mod
-from .errors import CollectError, InputError
+from .errors import CollectError, InputError, ScenarioError
+from .host import qemu
 from .scenario import Scenario
 
 UNPATCHED_ROLE = "unpatched"
@@ -35,8 +36,27 @@ def known_kernels(options: Options) -> set[str]:
     return set(DEBIAN_KERNELS) | set(options.user_kernels)
 
 
-def default_out_dir(scenario: Scenario) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+def new_out_dir(scenario: Scenario, base: Path = Path("runs")) -> Path:
+    """runs/<timestamp>-<name>[-N]: created atomically, so parallel runs never share it."""
+    base.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    for n in range(1, 1000):
+        path = base / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise InputError(f"{base}: could not create a fresh run directory for {stem}")
+
+
+def preflight(scenario: Scenario, source: Path | str) -> None:
+    """Input errors that only the host can detect, reported before anything boots."""
+    arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
+    missing = qemu.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
+    if missing:
+        i = [d.device for d in scenario.host.pci].index(missing[0])
+        raise ScenarioError(source, f"host.pci.{i}.device", f"{arch.qemu_binary} has no device {missing[0]!r}")
 
 
 def resolve(scenario: Scenario, options: Options, cache: Cache) -> tuple[Artefact, dict[str, Artefact], Artefact]:
@@ -63,7 +83,7 @@ def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda
     choice = platform.detect_accel(options.accel)
     progress("rig", choice.reason)
     xen, kernels, initrd = resolve(scenario, options, cache)
-    out_dir = options.out_dir or default_out_dir(scenario)
+    out_dir = options.out_dir or new_out_dir(scenario)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scenario.json").write_text(scenario.model_dump_json(indent=1) + "\n")
 

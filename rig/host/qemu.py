@@ -9,6 +9,7 @@ escalating from QMP `quit` to SIGTERM to SIGKILL.
 from __future__ import annotations
 
 import ctypes
+import re
 import logging
 import os
 import shutil
@@ -120,6 +121,20 @@ class _Monitor:
             self._run(self._client.disconnect(), 5.0)
         finally:
             self._loop.close()
+
+
+def parse_device_help(text: str) -> set[str]:
+    """Device names from `-device help` output: 'name "pci-testdev", bus PCI, desc ...'."""
+    return {m.group(1) for m in re.finditer(r'^name "([^"]+)"', text, re.MULTILINE)}
+
+
+def unknown_devices(binary: str, names: list[str]) -> list[str]:
+    """The names this QEMU cannot create, so a typo is bad input, not a failed boot."""
+    if shutil.which(binary) is None:
+        raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
+    out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
+    known = parse_device_help(out.stdout + out.stderr)
+    return [n for n in names if n not in known]
 
 
 def _die_with_parent() -> None:

@@ -117,3 +117,26 @@ def test_initramfs_rebuilds_when_the_agent_changes(tmp_path):
     agent.write_text(initramfs.AGENT.read_text() + "\n# changed\n")
     cache = Cache(tmp_path / "c")
     assert initramfs.build(cache).path != initramfs.build(cache, agent=agent).path
+
+
+def test_tampered_cache_is_an_error_not_a_crash(tmp_path, monkeypatch, capsys):
+    """A cached kernel whose bytes no longer match its manifest stops the run with exit 3."""
+    import json
+
+    from rig import cli
+    base = tmp_path / "kernels" / "debian-6.1"
+    (base / "root" / "boot").mkdir(parents=True)
+    vmlinuz = base / "root" / "boot" / "vmlinuz-6.1.0-1-amd64"
+    vmlinuz.write_bytes(b"original")
+    (base / "manifest.json").write_text(json.dumps({
+        "name": "debian-6.1", "source": "debian:test", "version": "1", "boot_file": "root/boot/vmlinuz-6.1.0-1-amd64",
+        "files": {"root/boot/vmlinuz-6.1.0-1-amd64": sha256_file(vmlinuz)}}))
+    vmlinuz.write_bytes(b"tampered")
+    xen = tmp_path / "xen"
+    xen.write_bytes(b"not gzipped")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "x"\n[kernels]\nunpatched = "debian-6.1"\n')
+    monkeypatch.setenv("RIG_CACHE", str(tmp_path))
+    assert cli.main(["run", str(scenario), "--no-fetch", "--xen", str(xen), "--out", str(tmp_path / "o")]) == 3
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("rig: ") and "vmlinuz-6.1.0-1-amd64: sha256 mismatch" in last

@@ -73,3 +73,18 @@ def test_sizes(text, size):
 
 def test_format_size_round_trips():
     assert scenario.format_size(512 << 20) == "512M" and scenario.format_size(3 << 30) == "3G"
+
+
+def test_unknown_qemu_device_is_bad_input_before_any_boot(tmp_path, capsys):
+    path = write(tmp_path, 'name="x"\n[kernels]\na="debian-6.1"\n[[host.pci]]\ndevice="pci-testdevv"\n')
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}: host.pci.0.device:" in err and "'pci-testdevv'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_qemu_device_help_parser():
+    from rig.host.qemu import parse_device_help
+    text = 'Network devices:\nname "e1000e", bus PCI, desc "Intel 82574L GbE Controller"\n' \
+           'name "pci-testdev", bus PCI, desc "PCI Test Device"\n'
+    assert parse_device_help(text) == {"e1000e", "pci-testdev"}

@@ -39,7 +39,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
                          "final": _pair(r.final), "cause": r.cause, "evidence": list(r.evidence)}
                         for r in (a.relocations if a else [])],
         "xen_scratch": [list(r) for r in (a.xen_scratch if a else [])],
-        "xen_scratch_clashes": a.scratch_clashes if a else [],
+        "xen_scratch_overlaps": a.scratch_overlaps if a else [],
         "unusable": [list(r) for r in (a.unusable if a else [])],
         "converted_to_ram": [list(r) for r in (a.converted if a else [])],
         "expected_conversion": [list(r) for r in (a.expected_conversion if a else [])],

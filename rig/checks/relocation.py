@@ -79,7 +79,17 @@ def resource_table(firmware: list[PciResource], final: list[PciResource]) -> lis
     return rows
 
 
-def scratch_clashes(scratch: list[Range], firmware: list[PciResource]) -> list[str]:
-    """Firmware-placed BARs and bridge windows that a Xen scratch range overlaps."""
-    return [f"Xen scratch [{s[0]:#x}-{s[1]:#x}] overlaps {r.device} {r.name} [{r.start:#x}-{r.end:#x}]"
-            for s in scratch for r in firmware if r.kind == "mem" and r.range and overlaps(s, r.range)]
+def scratch_overlaps(scratch: list[Range], firmware: list[PciResource],
+                     host_windows: list[tuple[str, Range]]) -> list[dict]:
+    """What each Xen scratch range overlaps: host bridge windows (where it was carved
+    from), and the bridge windows and BARs firmware had already placed there (the clash)."""
+    out = []
+    for s in scratch:
+        for name, window in host_windows:
+            if overlaps(s, window):
+                out.append({"scratch": list(s), "kind": "host bridge window", "owner": name, "range": list(window)})
+        for r in firmware:
+            if r.kind == "mem" and r.range and overlaps(s, r.range):
+                kind = "bridge window" if r.index >= BRIDGE_IO else "BAR"
+                out.append({"scratch": list(s), "kind": kind, "owner": f"{r.device} {r.name}", "range": list(r.range)})
+    return out

@@ -35,7 +35,7 @@ class Analysis:
     relocations: list[relocation.Relocation]
     resources: list[dict]
     xen_scratch: list[Range]
-    scratch_clashes: list[str]
+    scratch_overlaps: list[dict]
     unusable: list[Range]
     converted: list[Range]
     expected_conversion: list[Range]
@@ -70,7 +70,8 @@ def analyse(collected, firmware_pci: list, xen_map: XenMap) -> Analysis:
         relocations=relocation.relocations(firmware, final, events),
         resources=relocation.resource_table(firmware, final),
         xen_scratch=scratch,
-        scratch_clashes=relocation.scratch_clashes(scratch, firmware),
+        scratch_overlaps=relocation.scratch_overlaps(
+            scratch, firmware, [(e.name, e.range) for e in iomem_parse.bus_windows(tree) if e.depth == 0]),
         unusable=list(expectation.unusable),
         converted=converted,
         expected_conversion=list(expectation.converted),

@@ -33,7 +33,10 @@ def test_unpatched_run_moved_the_testdev_bar_because_of_scratch():
     assert moved.final[0] >= 4 * GiB and moved.final != moved.firmware
     assert moved.cause.startswith("conflict with Xen scratch")
     assert any("can't claim" in line for line in moved.evidence)
-    assert a.xen_scratch and a.scratch_clashes
+    (scratch,) = a.xen_scratch
+    kinds = {(o["kind"], o["owner"]) for o in a.scratch_overlaps}
+    assert ("host bridge window", "PCI Bus 0000:00") in kinds
+    assert ("BAR", f"{moved.device} BAR 2") in kinds
     assert a.converted == []
 
 

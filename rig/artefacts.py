@@ -271,18 +271,23 @@ class Cache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    # -- Xen ------------------------------------------------------------------------------
-    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False) -> Artefact:
-        name = arch.xen_package
-        manifest = None if refresh else self._load("xen", name)
+    def _get(self, kind: str, name: str, label: str, fetcher, *, fetch: bool, refresh: bool) -> Artefact:
+        """The cached artefact, fetched under the cache lock if missing (or if refresh)."""
+        manifest = None if refresh else self._load(kind, name)
         if manifest is None:
             if not fetch:
-                raise ArtefactError(f"Xen ({name}) is not in the cache {self.root}; run `rig fetch`")
+                raise ArtefactError(f"{label} is not in the cache {self.root}; run `rig fetch`")
             with self.locked():
-                manifest = None if refresh else self._load("xen", name)
+                # Another rig may have fetched it while we waited for the lock.
+                manifest = None if refresh else self._load(kind, name)
                 if manifest is None:
-                    manifest = self._fetch_xen(arch)
-        return self._artefact("xen", name, manifest).verify()
+                    manifest = fetcher()
+        return self._artefact(kind, name, manifest).verify()
+
+    # -- Xen ------------------------------------------------------------------------------
+    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False) -> Artefact:
+        return self._get("xen", arch.xen_package, f"Xen ({arch.xen_package})", lambda: self._fetch_xen(arch),
+                         fetch=fetch, refresh=refresh)
 
     def _fetch_xen(self, arch: Arch) -> dict:
         apt = self._apt()
@@ -313,15 +318,8 @@ class Cache:
         if name not in DEBIAN_KERNELS:
             raise InputError(f"unknown kernel {name!r} (known: {', '.join(sorted(DEBIAN_KERNELS))}; "
                              "or pass --kernel NAME=PATH)")
-        manifest = None if refresh else self._load("kernels", name)
-        if manifest is None:
-            if not fetch:
-                raise ArtefactError(f"kernel {name} is not in the cache {self.root}; run `rig fetch`")
-            with self.locked():
-                manifest = None if refresh else self._load("kernels", name)
-                if manifest is None:
-                    manifest = self._fetch_kernel(DEBIAN_KERNELS[name])
-        return self._artefact("kernels", name, manifest).verify()
+        return self._get("kernels", name, f"kernel {name}", lambda: self._fetch_kernel(DEBIAN_KERNELS[name]),
+                         fetch=fetch, refresh=refresh)
 
     def modules_dir(self, name: str) -> Path | None:
         manifest = self._load("kernels", name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import platform
-from .scenario import PciDevice, Scenario, format_size
+from . import platform, topology
+from .scenario import Scenario, format_size
 
 
 @dataclass(frozen=True)
@@ -21,9 +21,12 @@ class BootPlan:
     firmware: platform.Firmware
     boot: platform.BootMethod
     memory: int
+    maxmem: int | None
+    slots: int | None
+    pci_hole64_size: int | None
     cpus: int
     iommu: str
-    pci: tuple[PciDevice, ...]
+    pci: tuple[topology.PlacedDevice, ...]
     qemu_args: tuple[str, ...]
     xen: Path
     xen_cmdline: str
@@ -55,9 +58,12 @@ def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, 
         firmware=platform.lookup(platform.FIRMWARES, scenario.host.firmware, "firmware"),
         boot=platform.lookup(platform.BOOT_METHODS, scenario.host.boot, "boot method"),
         memory=scenario.host.memory,
+        maxmem=scenario.host.maxmem,
+        slots=scenario.host.slots,
+        pci_hole64_size=scenario.host.pci_hole64_size,
         cpus=scenario.host.cpus,
         iommu=scenario.host.iommu,
-        pci=tuple(scenario.host.pci),
+        pci=tuple(topology.resolve(list(scenario.host.pci), arch.pci_root_bus)),
         qemu_args=tuple(scenario.host.qemu_args),
         xen=xen,
         xen_cmdline=xen_cmdline(scenario, arch),

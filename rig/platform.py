@@ -28,6 +28,7 @@ class Arch:
     xen_member: str                             # path of the hypervisor inside that package
     kernel_meta_package: str                    # Debian metapackage that names the current kernel
     pci_root_bus: str                           # id of the root bus devices plug into
+    pci_hole64_global: str                      # -global property that sizes the 64-bit PCI window
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,12 @@ ARCHES: dict[str, Arch] = {
         name="x86_64",
         qemu_binary="qemu-system-x86_64",
         machine="q35",
-        # Under TCG, RDTSCP kills dom0 (Xen cannot emulate it without NRIP-save)
-        # and PKU kills init in 6.12 (bad frame in rt_sigreturn): see the captures.
-        cpu={"tcg": "max,-rdtscp,-pku", "kvm": "host"},
+        # Under TCG `max` is unusable as it is: RDTSCP kills dom0 (Xen cannot emulate it
+        # without NRIP-save), PKU kills init in 6.12 (bad frame in rt_sigreturn), and even
+        # `max,-rdtscp,-pku` gives 6.12 "Bad FPU state detected" (XRSTOR #GP) on larger
+        # hosts, after which AVX code in busybox dies of SIGILL. qemu64 has none of
+        # these; Xen needs svm + npt for a PVH dom0.
+        cpu={"tcg": "qemu64,+svm,+npt", "kvm": "host"},
         # intel-iommu interrupt remapping refuses the in-kernel irqchip.
         machine_props={"kvm": ("kernel-irqchip=split",)},
         # PVH dom0 needs an IOMMU; aw-bits=48 lets Xen set up dom0's device contexts.
@@ -69,6 +73,7 @@ ARCHES: dict[str, Arch] = {
         xen_member="boot/xen-4.17-amd64.gz",
         kernel_meta_package="linux-image-amd64",
         pci_root_bus="pcie.0",
+        pci_hole64_global="q35-pcihost.pci-hole64-size",
     ),
 }
 

@@ -12,34 +12,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from . import platform
+from . import platform, topology
 from .errors import ScenarioError
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(value: Any) -> int:
-    """'512M', '2G', '2GiB', 1073741824 -> bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid size {value!r} (want e.g. 512M, 2G)")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"invalid size {value!r} (must be positive)")
-        return value
-    m = _SIZE.match(str(value))
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"invalid size {value!r} (want e.g. 512M, 2G)")
-    return int(m.group(1)) * _UNITS[m.group(2).upper()]
-
-
-def format_size(n: int) -> str:
-    """Bytes -> the shortest exact 'K/M/G/T' form; also what Xen and QEMU accept."""
-    for unit in ("T", "G", "M", "K"):
-        if n % _UNITS[unit] == 0:
-            return f"{n // _UNITS[unit]}{unit}"
-    return str(n)
-
+from .units import format_size, parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 
@@ -50,6 +25,8 @@ class _Strict(BaseModel):
 
 class PciDevice(_Strict):
     device: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")  # its id; children name it
+    parent: str | None = None   # a bus: the root bus (default) or another device's name
     props: dict[str, Union[str, int, bool]] = {}
 
 
@@ -58,6 +35,9 @@ class Host(_Strict):
     firmware: str = "seabios"
     boot: str = "multiboot"
     memory: Size = 2 << 30
+    maxmem: Size | None = None          # memory hotplug ceiling (needs slots)
+    slots: int | None = Field(default=None, ge=1, le=256)
+    pci_hole64_size: Size | None = None  # size of the 64-bit PCI window the machine reserves
     cpus: int = Field(default=2, ge=1, le=64)
     iommu: Literal["intel", "none"] = "intel"
     qemu_args: list[str] = []
@@ -147,6 +127,16 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
                               ("host.boot", scenario.host.boot, platform.BOOT_METHODS)):
         if value not in table:
             raise ScenarioError(path, key, f"unknown value {value!r} (available: {', '.join(sorted(table))})")
+    if (scenario.host.maxmem is None) != (scenario.host.slots is None):
+        raise ScenarioError(path, "host.maxmem" if scenario.host.maxmem is None else "host.slots",
+                            "maxmem and slots go together (memory hotplug)")
+    if scenario.host.maxmem is not None and scenario.host.maxmem < scenario.host.memory:
+        raise ScenarioError(path, "host.maxmem", f"{format_size(scenario.host.maxmem)} is below memory "
+                                                 f"{format_size(scenario.host.memory)}")
+    try:
+        topology.resolve(list(scenario.host.pci), platform.ARCHES[scenario.host.arch].pci_root_bus)
+    except topology.TopologyError as exc:
+        raise ScenarioError(path, exc.key, exc.problem) from None
     if known_kernels is not None:
         for role, name in scenario.kernels.items():
             if name not in known_kernels:

@@ -27,6 +27,7 @@ from qemu.qmp import QMPClient
 
 from ..errors import LaunchError
 from ..plan import BootPlan
+from ..topology import PlacedDevice
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,24 @@ def _multiboot(plan: BootPlan) -> list[str]:
 BOOT_ARGV = {"multiboot": _multiboot}
 
 
-def _device(device: str, props: dict) -> str:
-    def value(v):
-        return ("on" if v else "off") if isinstance(v, bool) else str(v)
-    return ",".join([device, *(f"{k}={value(v)}" for k, v in props.items())])
+def _value(v) -> str:
+    return ("on" if v else "off") if isinstance(v, bool) else str(v)
+
+
+def _pci_args(dev: PlacedDevice) -> list[str]:
+    props = {"id": dev.id, "bus": dev.bus, "addr": f"{dev.addr:#x}", **dev.props}
+    args = []
+    if dev.backing_size is not None:
+        args += ["-object", f"memory-backend-ram,id={dev.id}-mem,size={dev.backing_size >> 20}M"]
+        props["memdev"] = f"{dev.id}-mem"
+    return args + ["-device", ",".join([dev.device, *(f"{k}={_value(v)}" for k, v in props.items())])]
+
+
+def _memory(plan: BootPlan) -> str:
+    size = f"{plan.memory >> 20}M"
+    if plan.maxmem is not None:
+        size += f",slots={plan.slots},maxmem={plan.maxmem >> 20}M"
+    return size
 
 
 def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_log: Path) -> list[str]:
@@ -60,7 +75,7 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
         "-machine", machine,
         *plan.accel.qemu_args,
         "-cpu", plan.arch.cpu[plan.accel.name],
-        "-m", f"{plan.memory >> 20}M",
+        "-m", _memory(plan),
         "-smp", str(plan.cpus),
         "-nodefaults", "-display", "none", "-no-reboot",
         "-S",  # start paused: the console and QMP are attached before the first instruction
@@ -73,8 +88,10 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
     ]
     for dev in plan.arch.iommus[plan.iommu]:  # the IOMMU goes before any PCI device
         argv += ["-device", dev]
+    if plan.pci_hole64_size is not None:
+        argv += ["-global", f"{plan.arch.pci_hole64_global}={plan.pci_hole64_size >> 20}M"]
     for pci in plan.pci:
-        argv += ["-device", _device(pci.device, pci.props)]
+        argv += _pci_args(pci)
     argv += BOOT_ARGV[plan.boot.name](plan)
     argv += list(plan.qemu_args)  # raw user arguments come last, so they can override
     return argv

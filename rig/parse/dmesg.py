@@ -41,7 +41,7 @@ def bridge_window_index(res: Resource) -> int:
 class PciEvent:
     device: str              # "0000:00:03.0"
     index: int               # Linux resource index
-    action: str              # found | claim-conflict | assigned | no-space | failed-assign | window
+    action: str              # found | claim-conflict | claim-failed | assigned | no-space | failed-assign
     resource: Resource
     conflict_owner: str | None = None
     conflict_range: Range | None = None
@@ -61,6 +61,8 @@ _CONFLICT = r"address conflict with (?P<owner>.+?) \[(?:mem|io)\s+(?P<cs>0x[0-9a
 _PATTERNS = [
     ("claim-conflict", re.compile(_DEV + _NAME + r" " + _RES + r": can't claim; " + _CONFLICT)),
     ("claim-conflict", re.compile(_DEV + r"can't claim " + _NAME + r" " + _RES + r": " + _CONFLICT)),
+    ("claim-failed", re.compile(_DEV + _NAME + r" " + _RES + r": can't claim; (?P<reason>.+)$")),
+    ("claim-failed", re.compile(_DEV + r"can't claim " + _NAME + r" " + _RES + r": (?P<reason>.+)$")),
     ("assigned", re.compile(_DEV + _NAME + r" " + _RES + r": assigned")),
     ("assigned", re.compile(_DEV + _NAME + r": assigned " + _RES)),
     ("no-space", re.compile(_DEV + _NAME + r" " + _RES + r": can't assign; no space")),

@@ -54,7 +54,7 @@ def _walk(devices: list[dict], out: list[PciResource]) -> None:
         name = _bdf(dev["bus"], dev["slot"], dev["function"])
         for region in dev.get("regions", []):
             address, size = region["address"], region["size"]
-            if address in (_UNMAPPED, 0) or size == 0:
+            if address in (_UNMAPPED, -1, 0) or size == 0:  # -1: how QEMU 7.2 reports an unmapped ROM
                 start = end = None
             else:
                 start, end = address, address + size - 1
@@ -62,10 +62,11 @@ def _walk(devices: list[dict], out: list[PciResource]) -> None:
                                    start, end, bool(region.get("prefetch")), bool(region.get("mem_type_64"))))
         bridge = dev.get("pci_bridge")
         if bridge:
+            ranges = bridge.get("bus", bridge)  # QEMU puts the windows inside pci_bridge.bus
             for key, index, kind, pref in (("io_range", BRIDGE_IO, "io", False),
                                            ("memory_range", BRIDGE_MEM, "mem", False),
                                            ("prefetchable_range", BRIDGE_PREF, "mem", True)):
-                window = bridge.get(key)
+                window = ranges.get(key)
                 if window and window["base"] <= window["limit"]:
                     out.append(PciResource(name, index, kind, window["base"], window["limit"], pref))
             _walk(bridge.get("devices", []), out)

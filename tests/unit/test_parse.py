@@ -46,6 +46,12 @@ def test_dmesg_old_format():
     assert dmesg.pci_events(text)[4].resource.size == 0x20000000
 
 
+def test_dmesg_claim_failure_without_conflict():
+    line = "pci 0000:01:00.0: BAR 2 [mem 0x100000000-0x13fffffff 64bit pref]: can't claim; no compatible bridge window"
+    (event,) = dmesg.pci_events(line)
+    assert (event.index, event.action, event.conflict_owner) == (2, "claim-failed", None)
+
+
 def test_dmesg_new_format_bridge_window_index():
     line = "pci 0000:00:1c.0: bridge window [mem 0x100000000-0x13fffffff 64bit pref]: can't claim; " \
            "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]"
@@ -118,10 +124,10 @@ def test_sysfs_unset_resource_is_unassigned():
 
 def test_query_pci_bridge_windows():
     data = [{"bus": 0, "devices": [{"bus": 0, "slot": 28, "function": 0, "regions": [],
-             "pci_bridge": {"bus": {"number": 0, "secondary": 1, "subordinate": 1},
-                            "io_range": {"base": 4096, "limit": 8191},
-                            "memory_range": {"base": 0xFE800000, "limit": 0xFE9FFFFF},
-                            "prefetchable_range": {"base": 0xFFF00000, "limit": 0xFFFFF},  # closed
+             "pci_bridge": {"bus": {"number": 0, "secondary": 1, "subordinate": 1,
+                                    "io_range": {"base": 4096, "limit": 8191},
+                                    "memory_range": {"base": 0xFE800000, "limit": 0xFE9FFFFF},
+                                    "prefetchable_range": {"base": 0xFFF00000, "limit": 0xFFFFF}},  # closed
                             "devices": [{"bus": 1, "slot": 0, "function": 0, "regions": [
                                 {"bar": 0, "type": "memory", "address": 0xFE800000, "size": 4096,
                                  "prefetch": False, "mem_type_64": False}]}]}}]}]

@@ -45,6 +45,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "expected_conversion": [list(r) for r in (a.expected_conversion if a else [])],
         "balloon": a.balloon if a else None,
         "xen_map_source": a.xen_map_source if a else None,
+        "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
         "timings": boot.timings,
         "pci_resources": a.resources if a else [],

@@ -41,7 +41,7 @@ class Analysis:
     expected_conversion: list[Range]
     balloon: dict
     xen_map_source: str
-    notes: list[str] = field(default_factory=list)
+    findings: list[dmesg_parse.Finding] = field(default_factory=list)
 
 
 def xen_map_from_unpatched(dmesg: str, role: str) -> XenMap:
@@ -80,6 +80,7 @@ def analyse(collected, firmware_pci: list, xen_map: XenMap) -> Analysis:
                  "converted_pages": sum(balloon.pages(r) for r in converted),
                  "expected_converted_pages": sum(balloon.pages(r) for r in expectation.converted)},
         xen_map_source=xen_map.source,
+        findings=dmesg_parse.findings(collected["dmesg"]),
     )
 
 

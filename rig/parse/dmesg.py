@@ -133,3 +133,30 @@ def root_bus_windows(dmesg: str) -> list[HostBridgeWindow]:
         if m and "window" in m.group("flags"):
             out.append(HostBridgeWindow(m.group("bus"), parse_resource(m)))
     return out
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str   # "WARNING" | "Oops" | "BUG" | "panic"
+    line: str
+
+
+_FINDINGS = [
+    ("WARNING", re.compile(r"WARNING: CPU: \d+ PID: \d+ at .+")),
+    ("Oops", re.compile(r"Oops: .+")),
+    ("BUG", re.compile(r"BUG: .+")),
+    ("panic", re.compile(r"Kernel panic - not syncing: .+")),
+]
+
+
+def findings(dmesg: str) -> list[Finding]:
+    """Kernel WARNINGs, Oopses, BUGs and panics: worth a look whatever the verdict."""
+    out = []
+    for raw in dmesg.splitlines():
+        line = strip_printk_time(raw.rstrip("\r"))
+        for kind, pattern in _FINDINGS:
+            m = pattern.search(line)
+            if m:
+                out.append(Finding(kind, m.group(0)))
+                break
+    return out

@@ -134,3 +134,22 @@ def test_query_pci_bridge_windows():
     got = {(r.device, r.index): r.range for r in pci.from_query_pci(json.dumps(data))}
     assert got == {("0000:00:1c.0", 13): (4096, 8191), ("0000:00:1c.0", 14): (0xFE800000, 0xFE9FFFFF),
                    ("0000:01:00.0", 0): (0xFE800000, 0xFE800FFF)}
+
+
+def test_findings_from_the_ovmf_capture(capture):
+    # That capture's dom0 logged a "Bad FPU state detected" WARNING.
+    text = collect.sections(capture("ovmf-xenefi-6.1-testdev1G-noclash"), required=("dmesg",))["dmesg"]
+    found = dmesg.findings(text)
+    assert [f.kind for f in found] == ["WARNING"]
+    assert found[0].line.startswith("WARNING: CPU: ")  # Xen's "(XEN) WARNING: PVH is experimental" is not one
+
+
+def test_findings_on_a_clean_boot(run_data):
+    text = collect.sections(run_data("bar-clash-64bit", "patched", "serial.log"))["dmesg"]
+    assert dmesg.findings(text) == []
+
+
+def test_findings_kinds():
+    text = "[ 1.0] Oops: general protection fault, probably for non-canonical address\n" \
+           "[ 2.0] BUG: kernel NULL pointer dereference, address: 0000000000000000\n"
+    assert [f.kind for f in dmesg.findings(text)] == ["Oops", "BUG"]

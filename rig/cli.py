@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from . import __version__, initramfs, platform, report, scenario as scenario_mod, session
+from . import __version__, initramfs, matrix, platform, report, scenario as scenario_mod, session
 from .artefacts import DEBIAN_KERNELS, Cache
 from .errors import EXIT_BAD_INPUT, InputError, Interrupted, RigError
 
@@ -27,25 +28,47 @@ def _pairs(values: list[str], flag: str) -> dict[str, Path]:
     return out
 
 
-def _progress(role: str, message: str) -> None:
-    err.print(f"[bold]\\[{role}][/bold] {message}")
+def _progress(label: str, message: str) -> None:
+    err.print(f"[bold]{escape('[' + label + ']')}[/bold] {escape(message)}")
 
 
-def cmd_run(args) -> int:
+def _options(args, workers: int) -> session.Options:
     options = session.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
-        roles=args.only or None, timeout_scale=args.timeout_scale)
+        roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers)
     if args.timeout_scale <= 0:
         raise InputError(f"--timeout-scale {args.timeout_scale}: must be positive")
+    if workers < 1:
+        raise InputError(f"--workers {workers}: must be at least 1")
     for name, path in options.user_modules.items():
         if name not in options.user_kernels:
             raise InputError(f"--modules {name}={path}: no --kernel {name}=PATH given")
         if not path.is_dir():
             raise InputError(f"--modules {name}={path}: not a directory")
+    return options
+
+
+def cmd_run(args) -> int:
+    options = _options(args, args.workers)
     scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
     session.preflight(scenario, args.scenario)
     out_dir, results = session.run(scenario, options, progress=_progress)
+    report.summary(results, out_dir)
+    return session.exit_code(results)
+
+
+def cmd_matrix(args) -> int:
+    options = _options(args, args.workers or session.default_workers())
+    shard = matrix.parse_shard(args.shard) if args.shard else None
+    scenarios = []
+    for path in args.scenarios:
+        scenario = scenario_mod.load(path, session.known_kernels(options))
+        session.preflight(scenario, path)
+        scenarios.append(scenario)
+    out_dir, results = session.run_matrix(scenarios, options, shard, progress=_progress)
+    if not results:
+        return 0  # an empty shard is not an error: there was nothing to judge
     report.summary(results, out_dir)
     return session.exit_code(results)
 
@@ -70,6 +93,20 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def _run_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
+    cmd.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
+    cmd.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
+                     help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")
+    cmd.add_argument("--modules", action="append", default=[], metavar="NAME=DIR",
+                     help="the modules directory of a --kernel")
+    cmd.add_argument("--xen", type=Path, help="a user hypervisor (xen.gz or gunzipped)")
+    cmd.add_argument("--only", action="append", metavar="ROLE", help="run only this kernel role (repeatable)")
+    cmd.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
+                     help="multiply every stage timeout by X (default 1; stage limits are in docs)")
+    cmd.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rig", description="Boot Xen + PVH dom0 in QEMU and judge PCI BARs "
                                                         "and balloon memory, per kernel.")
@@ -79,18 +116,17 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="boot every kernel of a scenario and judge it")
     run.add_argument("scenario", type=Path)
-    run.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
-    run.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
-    run.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
-                     help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")
-    run.add_argument("--modules", action="append", default=[], metavar="NAME=DIR",
-                     help="the modules directory of a --kernel")
-    run.add_argument("--xen", type=Path, help="a user hypervisor (xen.gz or gunzipped)")
-    run.add_argument("--only", action="append", metavar="ROLE", help="run only this kernel role (repeatable)")
-    run.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
-                     help="multiply every stage timeout by X (default 1; stage limits are in docs)")
-    run.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
+    _run_options(run)
+    run.add_argument("--workers", type=int, default=1, help="boots at once (default 1)")
     run.set_defaults(func=cmd_run)
+
+    mat = sub.add_parser("matrix", help="scenario x firmware x dom0_mem x kernel on a pool of workers")
+    mat.add_argument("scenarios", nargs="+", type=Path)
+    mat.add_argument("--shard", metavar="I/N", help="run only shard I of N (whole hosts, deterministic)")
+    _run_options(mat)
+    mat.add_argument("--workers", type=int, default=0,
+                     help=f"boots at once (default: cores / 2, here {session.default_workers()})")
+    mat.set_defaults(func=cmd_matrix)
 
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
     fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")

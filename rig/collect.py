@@ -22,13 +22,14 @@ class Collected:
         return self.sections.get(name, "")
 
 
-def sections(console: str, required: tuple[str, ...] = REQUIRED) -> Collected:
-    """Split `console` into named sections, dropping interleaved Xen lines.
+def parse_sections(console: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Pure: (sections whose line count checks out, {name: problem} for the rest).
 
-    A section whose line count differs from the one the agent announced, or a
-    required one that is missing, is a CollectError: we never judge partial data.
+    Xen's lines are dropped first: its console is muxed into the same serial line.
+    A later good copy of a section (a resend) replaces a broken earlier one.
     """
     found: dict[str, str] = {}
+    problems: dict[str, str] = {}
     current: str | None = None
     body: list[str] = []
     for line in normalise_newlines(console).split("\n"):
@@ -40,20 +41,50 @@ def sections(console: str, required: tuple[str, ...] = REQUIRED) -> Collected:
         m = _END.match(line)
         if m and m.group(1) == current:
             if m.group(2) is not None and int(m.group(2)) != len(body):
-                raise CollectError(f"section {current}: agent sent {m.group(2)} lines, "
-                                   f"console delivered {len(body)}")
-            found[current] = "\n".join(body) + ("\n" if body else "")
+                problems[current] = f"agent sent {m.group(2)} lines, console delivered {len(body)}"
+            else:
+                found[current] = "\n".join(body) + ("\n" if body else "")
+                problems.pop(current, None)
             current = None
         elif line.startswith("(XEN)"):
-            continue  # Xen's console is muxed into the same serial line
+            continue
+        elif _BEGIN.match(line):  # a new section began: the END of the last one was lost
+            problems[current] = "no @@RIG-END marker (console garbled)"
+            current, body = _BEGIN.match(line).group(1), []
         else:
             body.append(line)
     if current is not None:
-        raise CollectError(f"section {current}: no @@RIG-END marker (console cut off)")
-    missing = [name for name in required if name not in found]
-    if missing:
-        raise CollectError(f"missing sections: {', '.join(missing)}")
+        problems[current] = "no @@RIG-END marker (console cut off)"
+    return found, problems
+
+
+def sections(console: str, required: tuple[str, ...] = REQUIRED) -> Collected:
+    """Every required section from a finished console log, or a CollectError: we never
+    judge partial data."""
+    found, problems = parse_sections(console)
+    for name in required:
+        if name not in found and name not in problems:
+            problems[name] = "missing"
+    if problems:
+        raise CollectError("; ".join(f"section {n}: {p}" for n, p in sorted(problems.items())))
     return Collected(found)
+
+
+RESEND_ATTEMPTS = 3
+
+
+def gather(console, transcript, required: tuple[str, ...] = REQUIRED, timeout: float = 120.0) -> Collected:
+    """Sections from the live console, asking the agent to resend any that came back
+    garbled or missing (up to RESEND_ATTEMPTS times each)."""
+    for _ in range(RESEND_ATTEMPTS):
+        found, problems = parse_sections(transcript.text)
+        broken = sorted(set(problems) | {n for n in required if n not in found})
+        if not broken:
+            return Collected(found)
+        for name in broken:
+            console.sendline(f"resend {name}")
+            console.expect(r"@@RIG-DONE", timeout=timeout)
+    return sections(transcript.text, required)
 
 
 ARTEFACT_FILES = {"dmesg": "dmesg.txt", "iomem": "iomem.txt", "e820": "e820.txt",

@@ -76,7 +76,8 @@ def _row(r: dict) -> dict[str, str]:
         why = (", ".join(c["name"] for c in r["checks"]) + " held") if r["checks"] else "no expectations"
     moved = "; ".join(f"{m['device']} {m['resource']} {m['firmware'][0]:#x}->"
                       + (f"{m['final'][0]:#x}" if m["final"] else "unassigned") for m in r["relocations"])
-    return {"role": r["kernel_role"], "kernel": r["kernel"], "release": r["kernel_release"] or "?",
+    return {"scenario": r["scenario"], "firmware": r["firmware"], "dom0_mem": r["dom0_mem"],
+            "role": r["kernel_role"], "kernel": r["kernel"], "release": r["kernel_release"] or "?",
             "verdict": r["verdict"], "stage": r["stage_reached"], "moved": moved or "none",
             "Xen scratch": _hex([tuple(x) for x in r["xen_scratch"]]),
             "converted pages": str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
@@ -94,7 +95,7 @@ def summary(results: list[dict], out_dir: Path, console: Console | None = None) 
                           markup=False, highlight=False)
         console.print(f"results: {out_dir}", markup=False, highlight=False)
         return
-    table = Table(title=f"{results[0]['scenario'] if results else ''}  ({out_dir})")
+    table = Table(title=str(out_dir))
     for col in rows[0] if rows else ():
         table.add_column(col, overflow="fold")
     styles = {"pass": "green", "fail": "red", "error": "yellow"}

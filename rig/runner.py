@@ -7,7 +7,9 @@ Interrupts (Ctrl-C, SIGTERM) do propagate, after the host was torn down.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,13 +18,12 @@ from typing import Callable
 
 from . import collect, console, plan as plan_mod
 from .artefacts import Artefact
-from .errors import BootError, CollectError, LaunchError, RigError
+from .errors import BootError, CollectError, Interrupted, LaunchError
 from .host.qemu import QemuHost
-from .scenario import Scenario
 
 log = logging.getLogger(__name__)
 
-POWEROFF_TIMEOUT = 30.0
+POWEROFF_TIMEOUT = 10.0  # a PV dom0 takes longer than this to reach S5; QMP quit is as good
 
 
 @dataclass
@@ -46,8 +47,35 @@ class KernelBoot:
 Progress = Callable[[str, str], None]  # (role, message)
 
 
+class LiveHosts:
+    """The hosts running now, so an interrupt in the main thread can stop them all."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._hosts: set[QemuHost] = set()
+        self.cancelled = False
+
+    def add(self, host: QemuHost) -> None:
+        with self._lock:
+            if self.cancelled:
+                raise Interrupted("interrupted before this boot started")
+            self._hosts.add(host)
+
+    def discard(self, host: QemuHost) -> None:
+        with self._lock:
+            self._hosts.discard(host)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            hosts = list(self._hosts)
+        for host in hosts:
+            host.kill()
+
+
 def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
-         progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0) -> KernelBoot:
+         progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0,
+         live: LiveHosts | None = None) -> KernelBoot:
     run_dir.mkdir(parents=True, exist_ok=True)
     result = KernelBoot(role, kernel, run_dir, bplan)
     transcript = console.Transcript()
@@ -62,17 +90,17 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
 
     try:
-        with QemuHost(bplan, run_dir) as host:
+        with QemuHost(bplan, run_dir) as host, _registered(live, host):
             host.console.logfile_read = transcript
             progress(role, f"QEMU started (pid {host.pid})")
             console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale * timeout_scale,
                           on_stage=on_stage, timings=result.timings)
+            result.collected = collect.gather(host.console, transcript)
             result.final_pci = host.query_pci()
             _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
             host.console.sendline("poweroff")
             if not host.wait_exit(POWEROFF_TIMEOUT):
-                log.warning("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
-        result.collected = collect.sections(transcript.text)
+                log.info("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
         collect.save(result.collected, run_dir)
     except BootError as exc:
         result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
@@ -84,27 +112,20 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     return result
 
 
+@contextlib.contextmanager
+def _registered(live: LiveHosts | None, host: QemuHost):
+    if live is None:
+        yield
+        return
+    live.add(host)
+    try:
+        yield
+    finally:
+        live.discard(host)
+
+
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def boot_all(scenario: Scenario, out_dir: Path, *, accel: str, xen: Artefact, kernels: dict[str, Artefact],
-             initramfs: Artefact, progress: Progress = lambda role, msg: None,
-             timeout_scale: float = 1.0) -> dict[str, KernelBoot]:
-    """Boot each kernel role in scenario order, one after another.
-
-    Sequential on purpose: two TCG boots on two cores take as long together as one
-    after the other, and the unpatched run's memory map is the reference for the rest.
-    """
-    boots = {}
-    for role, name in scenario.kernels.items():
-        bplan = plan_mod.make(scenario, role, accel, xen=xen.path, kernel=kernels[role].path,
-                              initrd=initramfs.path)
-        progress(role, f"booting {name}")
-        boots[role] = boot(bplan, role, kernels[role], out_dir / role, progress, timeout_scale)
-        b = boots[role]
-        progress(role, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
-    return boots
-
-
-__all__ = ["KernelBoot", "boot", "boot_all", "RigError"]
+__all__ = ["KernelBoot", "LiveHosts", "boot"]

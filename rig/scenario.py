@@ -32,7 +32,7 @@ class PciDevice(_Strict):
 
 class Host(_Strict):
     arch: str = "x86_64"
-    firmware: str = "seabios"
+    firmware: Union[str, Annotated[list[str], Field(min_length=1)]] = "seabios"  # a list makes a matrix
     boot: str = "multiboot"
     memory: Size = 2 << 30
     maxmem: Size | None = None          # memory hotplug ceiling (needs slots)
@@ -45,7 +45,7 @@ class Host(_Strict):
 
 
 class Xen(_Strict):
-    dom0_mem: Size = 512 << 20
+    dom0_mem: Union[Size, Annotated[list[Size], Field(min_length=1)]] = 512 << 20  # a list makes a matrix
     cmdline: str = ""       # extra Xen arguments, appended to the rig's
     dom0_cmdline: str = ""  # extra dom0 kernel arguments
 
@@ -53,19 +53,55 @@ class Xen(_Strict):
 Relocations = Union[Literal["none", "some"], Annotated[int, Field(ge=0)]]
 
 
-class Expect(_Strict):
+class _Expectations(_Strict):
     relocations: Relocations | None = None
     balloon_converted: bool | None = None
     xen_scratch: Literal["none", "some"] | None = None
+    reason: str = ""  # why this outcome is expected: read by people, shown in docs
+
+
+class ExpectWhen(_Expectations):
+    """Overrides that apply only to some variants of the host."""
+
+    firmware: str | None = None
+    dom0_mem: Size | None = None
+
+
+class Expect(_Expectations):
+    when: list[ExpectWhen] = []
+
+    def resolve(self, firmware: str, dom0_mem: int) -> "Expect":
+        """The expectations for one variant: the base, then each matching `when` in order."""
+        values = self.model_dump(exclude={"when"})
+        for w in self.when:
+            if (w.firmware in (None, firmware)) and (w.dom0_mem in (None, dom0_mem)):
+                values.update(w.model_dump(exclude={"firmware", "dom0_mem"}, exclude_none=True,
+                                           exclude_defaults=True))
+        return Expect(**values)
 
 
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     host: Host = Host()
+    # [host] firmware may also be a list; handled by variants()
     xen: Xen = Xen()
     kernels: dict[str, str] = Field(min_length=1)
     expect: dict[str, Expect] = {}
+
+    def variants(self) -> list[tuple[str, int]]:
+        """Every (firmware, dom0_mem) this scenario asks for, in file order."""
+        firmwares = self.host.firmware if isinstance(self.host.firmware, list) else [self.host.firmware]
+        mems = self.xen.dom0_mem if isinstance(self.xen.dom0_mem, list) else [self.xen.dom0_mem]
+        return [(f, m) for f in firmwares for m in mems]
+
+    def variant(self, firmware: str, dom0_mem: int) -> "Scenario":
+        """This scenario for one firmware and one dom0_mem, expectations resolved."""
+        return self.model_copy(update={
+            "host": self.host.model_copy(update={"firmware": firmware}),
+            "xen": self.xen.model_copy(update={"dom0_mem": dom0_mem}),
+            "expect": {role: e.resolve(firmware, dom0_mem) for role, e in self.expect.items()},
+        })
 
     @field_validator("kernels")
     @classmethod
@@ -122,11 +158,20 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
         if role not in scenario.kernels:
             raise ScenarioError(path, f"expect.{role}",
                                 f"no kernel with role {role!r} (roles: {', '.join(scenario.kernels)})")
+    firmwares = {f for f, _ in scenario.variants()}
     for key, value, table in (("host.arch", scenario.host.arch, platform.ARCHES),
-                              ("host.firmware", scenario.host.firmware, platform.FIRMWARES),
+                              *(("host.firmware", f, platform.FIRMWARES) for f in sorted(firmwares)),
                               ("host.boot", scenario.host.boot, platform.BOOT_METHODS)):
         if value not in table:
             raise ScenarioError(path, key, f"unknown value {value!r} (available: {', '.join(sorted(table))})")
+    for role, expect in scenario.expect.items():
+        for i, w in enumerate(expect.when):
+            if w.firmware is not None and w.firmware not in firmwares:
+                raise ScenarioError(path, f"expect.{role}.when.{i}.firmware",
+                                    f"{w.firmware!r} is not among this scenario's firmwares")
+            if w.dom0_mem is not None and w.dom0_mem not in {m for _, m in scenario.variants()}:
+                raise ScenarioError(path, f"expect.{role}.when.{i}.dom0_mem",
+                                    f"{format_size(w.dom0_mem)} is not among this scenario's dom0_mem values")
     if (scenario.host.maxmem is None) != (scenario.host.slots is None):
         raise ScenarioError(path, "host.maxmem" if scenario.host.maxmem is None else "host.slots",
                             "maxmem and slots go together (memory hotplug)")

@@ -255,6 +255,12 @@ class QemuHost:
         return self._proc.pid if self._proc else None
 
     # -- teardown -----------------------------------------------------------------------
+    def kill(self) -> None:
+        """From another thread: stop QEMU at once; the owner's close() does the rest."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
     def close(self) -> None:
         """Idempotent: safe after a failed launch, twice, or from a signal handler path."""
         proc, self._proc = self._proc, None

@@ -34,5 +34,43 @@ def test_cut_off_section_is_an_error():
 
 
 def test_missing_section_is_an_error():
-    with pytest.raises(CollectError, match="missing sections: e820"):
+    with pytest.raises(CollectError, match="section e820: missing"):
         collect.sections("@@RIG-BEGIN iomem\na\n@@RIG-END iomem 1\n", required=("iomem", "e820"))
+
+
+def test_a_resent_section_replaces_the_garbled_one():
+    text = ("@@RIG-BEGIN dmesg\nconsolle\n[ 5.69@@RIG-END dmesg 2\n@@RIG-DONE\nresend dmesg\n"
+            "@@RIG-BEGIN dmesg\nconsole\n[ 5.69] x\n@@RIG-END dmesg 2\n@@RIG-DONE\n")
+    found, problems = collect.parse_sections(text)
+    assert problems == {} and found["dmesg"] == "console\n[ 5.69] x\n"
+
+
+def test_lost_end_marker_is_noticed_at_the_next_begin():
+    found, problems = collect.parse_sections("@@RIG-BEGIN a\nx\n@@RIG-BEGIN b\ny\n@@RIG-END b 1\n")
+    assert found == {"b": "y\n"} and "a" in problems
+
+
+class _FakeAgent:
+    """Stands in for the console: answers 'resend NAME' with a clean copy (pure logic test)."""
+
+    def __init__(self, transcript, clean):
+        self.transcript, self.clean, self.asked = transcript, clean, []
+
+    def sendline(self, line):
+        name = line.split()[1]
+        self.asked.append(name)
+        self.transcript.write(f"{line}\n@@RIG-BEGIN {name}\n{self.clean[name]}@@RIG-END {name} "
+                              f"{self.clean[name].count(chr(10))}\n@@RIG-DONE\n")
+
+    def expect(self, pattern, timeout):
+        return 0
+
+
+def test_gather_asks_for_what_is_broken_or_missing():
+    from rig.console import Transcript
+    t = Transcript()
+    t.write("@@RIG-BEGIN iomem\na\n@@RIG-END iomem 2\n@@RIG-DONE\n")
+    agent = _FakeAgent(t, {"iomem": "a\nb\n", "e820": "x\n"})
+    got = collect.gather(agent, t, required=("iomem", "e820"))
+    assert sorted(agent.asked) == ["e820", "iomem"]
+    assert got["iomem"] == "a\nb\n" and got["e820"] == "x\n"

@@ -1,0 +1,77 @@
+"""Scenario x firmware x dom0_mem x kernel -> jobs; deterministic shards for CI fan-out.
+
+A "host" is one scenario variant (scenario, firmware, dom0_mem): the kernels booted
+on it are compared with each other, and its `unpatched` role is the reference for
+Xen's memory map, so shards never split a host.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .scenario import Scenario
+from .units import format_size
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    scenario: Scenario      # one variant: firmware and dom0_mem are scalars here
+    role: str
+    kernel: str
+    rel_dir: Path           # where its artefacts go, below the run's output directory
+
+    @property
+    def firmware(self) -> str:
+        return self.scenario.host.firmware
+
+    @property
+    def dom0_mem(self) -> int:
+        return self.scenario.xen.dom0_mem
+
+    @property
+    def host(self) -> tuple[str, str, int]:
+        return (self.scenario.name, self.firmware, self.dom0_mem)
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario.name}[{self.firmware}-{format_size(self.dom0_mem)}-{self.role}]"
+
+
+def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:
+    """Every job, in scenario file order. `flat`: one scenario with one variant keeps
+    the plain <out>/<role>/ layout of `rig run`."""
+    names = [s.name for s in scenarios]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise InputError(f"two scenarios are named {dup!r}; names must be unique in a matrix")
+    jobs = []
+    for s in scenarios:
+        variants = s.variants()
+        for firmware, dom0_mem in variants:
+            v = s.variant(firmware, dom0_mem)
+            for role, kernel in v.kernels.items():
+                if flat and len(scenarios) == 1 and len(variants) == 1:
+                    rel = Path(role)
+                elif flat and len(scenarios) == 1:
+                    rel = Path(f"{firmware}-{format_size(dom0_mem)}") / role
+                else:
+                    rel = Path(s.name) / f"{firmware}-{format_size(dom0_mem)}" / role
+                jobs.append(Job(v, role, kernel, rel))
+    return jobs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise InputError(f"--shard {text!r}: want I/N with 1 <= I <= N, e.g. 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """Shard `index` of `count` (1-based): whole hosts, dealt round-robin in a stable order."""
+    hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2]))
+    mine = {h for i, h in enumerate(hosts) if i % count == index - 1}
+    return [j for j in jobs if j.host in mine]

@@ -289,6 +289,16 @@ class Cache:
         return self._get("xen", arch.xen_package, f"Xen ({arch.xen_package})", lambda: self._fetch_xen(arch),
                          fetch=fetch, refresh=refresh)
 
+    def xen_efi(self, arch: Arch, *, fetch: bool = True) -> Artefact:
+        """xen.efi from the same package as the multiboot hypervisor."""
+        self.xen(arch, fetch=fetch)
+        manifest = self._load("xen", arch.xen_package)
+        rel = f"root/{arch.xen_efi_member}"
+        if rel not in manifest["files"]:
+            raise ArtefactError(f"{arch.xen_package} {manifest['version']} has no {arch.xen_efi_member}")
+        return Artefact("xen.efi", self.root / "xen" / arch.xen_package / rel, manifest["files"][rel],
+                        manifest["source"], manifest["version"]).verify()
+
     def _fetch_xen(self, arch: Arch) -> dict:
         apt = self._apt()
         apt.update()

@@ -113,7 +113,8 @@ class Transcript:
 
 def watch(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, *, until: str = "collected",
           timeout_scale: float = 1.0, on_stage: Callable[[str], None] = lambda stage: None,
-          timings: dict[str, float] | None = None, clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
+          timings: dict[str, float] | None = None, extra_seconds: dict[str, float] | None = None,
+          clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
     """Follow the console until stage `until`, filling `timings` with the seconds spent in
     each stage as it is left (so a failed boot keeps the timings it had).
 
@@ -124,7 +125,7 @@ def watch(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, *, until
     last = clock()
     failure_names = list(FAILURES)
     for stage in STAGES[1:STAGES.index(until) + 1]:
-        limit = STAGE_TIMEOUTS[stage] * timeout_scale
+        limit = (STAGE_TIMEOUTS[stage] + (extra_seconds or {}).get(stage, 0.0)) * timeout_scale
         patterns = [STAGE_MARKERS[stage], *FAILURES.values(), pexpect.EOF, pexpect.TIMEOUT]
         i = console.expect(patterns, timeout=limit)
         if i == 0:

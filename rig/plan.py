@@ -29,6 +29,7 @@ class BootPlan:
     pci: tuple[topology.PlacedDevice, ...]
     qemu_args: tuple[str, ...]
     xen: Path
+    xen_efi: Path | None
     xen_cmdline: str
     kernel: Path
     dom0_cmdline: str
@@ -49,14 +50,16 @@ def dom0_cmdline(scenario: Scenario, arch: platform.Arch) -> str:
     return " ".join(p for p in (arch.dom0_console, scenario.xen.dom0_cmdline) if p.strip())
 
 
-def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, initrd: Path) -> BootPlan:
+def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, initrd: Path,
+         xen_efi: Path | None = None) -> BootPlan:
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
+    firmware = platform.lookup(platform.FIRMWARES, scenario.host.firmware, "firmware")
     return BootPlan(
         name=f"{scenario.name}-{role}",
         arch=arch,
         accel=platform.lookup(platform.ACCELS, accel, "accelerator"),
-        firmware=platform.lookup(platform.FIRMWARES, scenario.host.firmware, "firmware"),
-        boot=platform.lookup(platform.BOOT_METHODS, scenario.host.boot, "boot method"),
+        firmware=firmware,
+        boot=platform.lookup(platform.BOOT_METHODS, scenario.host.boot or firmware.boot, "boot method"),
         memory=scenario.host.memory,
         maxmem=scenario.host.maxmem,
         slots=scenario.host.slots,
@@ -66,6 +69,7 @@ def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, 
         pci=tuple(topology.resolve(list(scenario.host.pci), arch.pci_root_bus)),
         qemu_args=tuple(scenario.host.qemu_args),
         xen=xen,
+        xen_efi=xen_efi,
         xen_cmdline=xen_cmdline(scenario, arch),
         kernel=kernel,
         dom0_cmdline=dom0_cmdline(scenario, arch),

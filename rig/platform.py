@@ -26,6 +26,7 @@ class Arch:
     dom0_console: str                           # dom0 kernel console arguments
     xen_package: str                            # Debian package that ships the hypervisor
     xen_member: str                             # path of the hypervisor inside that package
+    xen_efi_member: str                         # path of the EFI hypervisor inside that package
     kernel_meta_package: str                    # Debian metapackage that names the current kernel
     pci_root_bus: str                           # id of the root bus devices plug into
     pci_hole64_global: str                      # -global property that sizes the 64-bit PCI window
@@ -41,14 +42,19 @@ class Accel:
 @dataclass(frozen=True)
 class Firmware:
     name: str
-    qemu_args: tuple[str, ...] = ()
+    boot: str                       # the boot method used unless the scenario names another
+    code: str | None = None         # pflash image (read-only)
+    vars: str | None = None         # pflash variable store template, copied per run
+    package: str = ""               # the Debian package that ships code and vars
+    extra_seconds: float = 0.0      # added to the xen stage's time limit (firmware start-up)
 
 
 @dataclass(frozen=True)
 class BootMethod:
-    """How the hypervisor and dom0 reach memory. `name` selects the argv builder."""
+    """How the hypervisor and dom0 reach memory. `name` selects the host's builder."""
 
     name: str
+    firmwares: tuple[str, ...]
     description: str = ""
 
 
@@ -71,6 +77,7 @@ ARCHES: dict[str, Arch] = {
         dom0_console="console=hvc0 earlyprintk=xen",
         xen_package="xen-hypervisor-4.17-amd64",
         xen_member="boot/xen-4.17-amd64.gz",
+        xen_efi_member="boot/xen-4.17-amd64.efi",
         kernel_meta_package="linux-image-amd64",
         pci_root_bus="pcie.0",
         pci_hole64_global="q35-pcihost.pci-hole64-size",
@@ -83,11 +90,16 @@ ACCELS: dict[str, Accel] = {
 }
 
 FIRMWARES: dict[str, Firmware] = {
-    "seabios": Firmware("seabios"),  # QEMU's default BIOS: no arguments needed
+    "seabios": Firmware("seabios", boot="multiboot"),  # QEMU's default BIOS: no arguments needed
+    "ovmf": Firmware("ovmf", boot="xen-efi", code="/usr/share/OVMF/OVMF_CODE_4M.fd",
+                     vars="/usr/share/OVMF/OVMF_VARS_4M.fd", package="ovmf", extra_seconds=120.0),
 }
 
 BOOT_METHODS: dict[str, BootMethod] = {
-    "multiboot": BootMethod("multiboot", "QEMU's multiboot loader: -kernel xen, -initrd 'vmlinuz args,initrd'"),
+    "multiboot": BootMethod("multiboot", ("seabios",),
+                            "QEMU's multiboot loader: -kernel xen, -initrd 'vmlinuz args,initrd'"),
+    "xen-efi": BootMethod("xen-efi", ("ovmf",),
+                          "xen.efi as EFI/BOOT/BOOTX64.EFI with BOOTX64.cfg, dom0 and initrd on a FAT image"),
 }
 
 

@@ -33,7 +33,7 @@ class PciDevice(_Strict):
 class Host(_Strict):
     arch: str = "x86_64"
     firmware: Union[str, Annotated[list[str], Field(min_length=1)]] = "seabios"  # a list makes a matrix
-    boot: str = "multiboot"
+    boot: str | None = None  # default: the firmware's own boot method
     memory: Size = 2 << 30
     maxmem: Size | None = None          # memory hotplug ceiling (needs slots)
     slots: int | None = Field(default=None, ge=1, le=256)
@@ -161,9 +161,14 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
     firmwares = {f for f, _ in scenario.variants()}
     for key, value, table in (("host.arch", scenario.host.arch, platform.ARCHES),
                               *(("host.firmware", f, platform.FIRMWARES) for f in sorted(firmwares)),
-                              ("host.boot", scenario.host.boot, platform.BOOT_METHODS)):
+                              ("host.boot", scenario.host.boot or "multiboot", platform.BOOT_METHODS)):
         if value not in table:
             raise ScenarioError(path, key, f"unknown value {value!r} (available: {', '.join(sorted(table))})")
+    if scenario.host.boot is not None:
+        fits = platform.BOOT_METHODS[scenario.host.boot].firmwares
+        for f in sorted(firmwares - set(fits)):
+            raise ScenarioError(path, "host.boot", f"{scenario.host.boot!r} does not boot with firmware {f!r} "
+                                                   f"(it needs {', '.join(fits)})")
     for role, expect in scenario.expect.items():
         for i, w in enumerate(expect.when):
             if w.firmware is not None and w.firmware not in firmwares:

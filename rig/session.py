@@ -15,7 +15,8 @@ from pathlib import Path
 from . import initramfs, matrix, platform, plan as plan_mod, report, runner
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache
 from .checks import verdict as verdict_mod
-from .errors import EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, CollectError, InputError, ScenarioError
+from .errors import (EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, ArtefactError, CollectError, InputError,
+                     ScenarioError)
 from .host import qemu
 from .scenario import Scenario
 
@@ -82,6 +83,7 @@ class Artefacts:
     xen: Artefact
     kernels: dict[str, Artefact]   # by kernel name
     initramfs: Artefact
+    xen_efi: Artefact | None = None
 
 
 def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts:
@@ -94,7 +96,17 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
         else:
             kernels[name] = cache.kernel(name, fetch=options.fetch)
-    return Artefacts(xen, kernels, initramfs.build(cache))
+    xen_efi = None
+    if any(j.scenario.host.firmware == "ovmf" for j in jobs):  # only xen-efi needs it
+        if options.user_xen:
+            raise InputError("--xen gives a multiboot hypervisor; OVMF variants need xen.efi from the cache")
+        xen_efi = cache.xen_efi(arch, fetch=options.fetch)
+    for firmware in {j.scenario.host.firmware for j in jobs}:
+        row = platform.FIRMWARES[firmware]
+        for f in (row.code, row.vars):
+            if f and not Path(f).is_file():
+                raise ArtefactError(f"{f} not found: install Debian's {row.package} for firmware {firmware!r}")
+    return Artefacts(xen, kernels, initramfs.build(cache), xen_efi)
 
 
 def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda r, m: None,
@@ -131,7 +143,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
 
     def boot(job: matrix.Job) -> runner.KernelBoot:
         bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen.path,
-                              kernel=art.kernels[job.kernel].path, initrd=art.initramfs.path)
+                              kernel=art.kernels[job.kernel].path, initrd=art.initramfs.path,
+                              xen_efi=art.xen_efi.path if art.xen_efi else None)
         say = lambda _role, message: progress(label(job), message)  # noqa: E731
         say(None, f"booting {job.kernel}")
         b = runner.boot(bplan, job.role, art.kernels[job.kernel], out_dir / job.rel_dir, say,

@@ -37,5 +37,5 @@ def test_probe_of_missing_device_is_false(tmp_path):
 
 
 def test_lookup_lists_valid_names():
-    with pytest.raises(InputError, match="unknown firmware 'uboot' \\(available: seabios\\)"):
+    with pytest.raises(InputError, match="unknown firmware 'uboot' \\(available: ovmf, seabios\\)"):
         platform.lookup(platform.FIRMWARES, "uboot", "firmware")

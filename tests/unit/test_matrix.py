@@ -1,0 +1,76 @@
+"""Matrix expansion, expectation overrides and sharding."""
+
+from pathlib import Path
+
+import pytest
+
+from rig import matrix, scenario
+from rig.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make(name, dom0_mem="512M", firmware="seabios", kernels=None, expect=None):
+    return scenario.Scenario(name=name, host={"firmware": firmware}, xen={"dom0_mem": dom0_mem},
+                             kernels=kernels or {"unpatched": "debian-6.1", "patched": "debian-bpo-6.12"},
+                             expect=expect or {})
+
+
+def test_expand_scenario_x_firmware_x_dom0_mem_x_kernel():
+    jobs = matrix.expand([make("a", ["128M", "256M"], ["seabios", "ovmf"]), make("b")])
+    assert len(jobs) == 2 * 2 * 2 + 2
+    assert jobs[0].id == "a[seabios-128M-unpatched]"
+    assert jobs[0].rel_dir == Path("a/seabios-128M/unpatched")
+    assert {j.dom0_mem for j in jobs if j.scenario.name == "a"} == {128 << 20, 256 << 20}
+
+
+def test_rig_run_layout_stays_flat_for_one_variant():
+    (a, b) = matrix.expand([make("a")], flat=True)
+    assert (a.rel_dir, b.rel_dir) == (Path("unpatched"), Path("patched"))
+    jobs = matrix.expand([make("a", ["128M", "256M"])], flat=True)
+    assert jobs[0].rel_dir == Path("seabios-128M/unpatched")
+
+
+def test_when_overrides_apply_to_their_variant_only():
+    s = make("a", firmware=["seabios", "ovmf"], expect={"unpatched": {
+        "relocations": "some", "reason": "base",
+        "when": [{"firmware": "ovmf", "relocations": "none", "reason": "OVMF's window is elsewhere"}]}})
+    by_fw = {j.firmware: j.scenario.expect["unpatched"] for j in matrix.expand([s]) if j.role == "unpatched"}
+    assert (by_fw["seabios"].relocations, by_fw["seabios"].reason) == ("some", "base")
+    assert (by_fw["ovmf"].relocations, by_fw["ovmf"].reason) == ("none", "OVMF's window is elsewhere")
+
+
+def test_shards_partition_whole_hosts_deterministically():
+    jobs = matrix.expand([make(n, ["128M", "256M"]) for n in "abc"])
+    shards = [matrix.shard(jobs, i, 4) for i in range(1, 5)]
+    ids = [j.id for s in shards for j in s]
+    assert sorted(ids) == sorted(j.id for j in jobs) and len(ids) == len(set(ids))
+    for s in shards:  # every host in a shard brings both of its kernels (the reference stays)
+        hosts = {j.host for j in s}
+        assert all(sum(1 for j in s if j.host == h) == 2 for h in hosts)
+    assert [j.id for j in matrix.shard(jobs, 2, 4)] == [j.id for j in matrix.shard(list(jobs), 2, 4)]
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "x", "1-2"])
+def test_bad_shard(text):
+    with pytest.raises(InputError, match="--shard"):
+        matrix.parse_shard(text)
+
+
+def test_duplicate_scenario_names_are_rejected():
+    with pytest.raises(InputError, match="two scenarios are named 'a'"):
+        matrix.expand([make("a"), make("a")])
+
+
+def test_when_must_name_a_variant(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text('name = "w"\n[kernels]\nunpatched = "debian-6.1"\n[[expect.unpatched.when]]\n'
+                    'firmware = "ovmf"\nrelocations = "none"\n')
+    with pytest.raises(scenario.ScenarioError, match="expect.unpatched.when.0.firmware"):
+        scenario.load(path)
+
+
+def test_every_shipped_scenario_loads():
+    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+        s = scenario.load(path, {"debian-6.1", "debian-bpo-6.12"})
+        assert matrix.expand([s])

@@ -95,7 +95,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             progress(role, f"QEMU started (pid {host.pid})")
             console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale * timeout_scale,
                           on_stage=on_stage, timings=result.timings,
-                          extra_seconds={"xen": bplan.firmware.extra_seconds})
+                          extra_seconds=bplan.firmware.extra_seconds)
             result.collected = collect.gather(host.console, transcript)
             result.final_pci = host.query_pci()
             _write_json(run_dir / "qmp-pci-final.json", result.final_pci)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.boot
 
 
 def test_no_iommu_is_an_error_at_stage_xen(tmp_path):
-    run = run_scenario("no-iommu", tmp_path / "run")
+    run = run_scenario("controls/no-iommu", tmp_path / "run")
     assert run.returncode == 3, run.stderr
     r = run.result("unpatched")
     assert (r["verdict"], r["stage_reached"], r["failure"]) == ("error", "xen", "xen-panic")
@@ -25,7 +25,7 @@ def test_no_iommu_is_an_error_at_stage_xen(tmp_path):
 
 
 def test_hang_is_an_error_naming_the_stage(tmp_path):
-    run = run_scenario("hang-no-agent", tmp_path / "run", "--timeout-scale", "0.15")
+    run = run_scenario("controls/hang-no-agent", tmp_path / "run", "--timeout-scale", "0.15")
     assert run.returncode == 3, run.stderr
     r = run.result("unpatched")
     assert (r["verdict"], r["failure"], r["stage_reached"]) == ("error", "hang", "dom0")

@@ -117,3 +117,20 @@ def test_unassigned_after_boot_is_a_relocation():
     final = [pci.PciResource("0000:00:03.0", 2, "mem", None, None, True)]
     (r,) = relocation.relocations(fw, final, [])
     assert r.final is None and r.cause == "left unassigned"
+
+
+def test_real_cap_split_matches_the_kernel_rule():
+    """balloon-cap-split at dom0_mem=128M on a 4 GiB host, as a real 6.12 dom0 did it."""
+    base = RUNS / "balloon-cap-split-128M"
+    unpatched = collect.sections(read_console(base / "unpatched" / "serial.log"))
+    patched = collect.sections(read_console(base / "patched" / "serial.log"))
+    firmware = json.loads((base / "patched" / "qmp-pci-firmware.json").read_text())
+    a = verdict.analyse(patched, firmware, verdict.xen_map_from_unpatched(unpatched["dmesg"], "unpatched"))
+    b = a.balloon
+    assert b["cap_pages"] == 10 * b["dom0_ram_pages"] < b["unusable_pages"]   # the cap binds
+    (first, second) = a.unusable                                              # below and above 4 GiB
+    (converted,) = a.converted
+    assert converted[0] == first[0] and converted[1] < first[1]               # split inside the first
+    assert b["converted_pages"] == b["cap_pages"]
+    assert a.converted == a.expected_conversion
+    assert not any(balloon.pages((max(s, second[0]), min(e, second[1]))) for s, e in a.converted)

@@ -74,3 +74,9 @@ def test_gather_asks_for_what_is_broken_or_missing():
     got = collect.gather(agent, t, required=("iomem", "e820"))
     assert sorted(agent.asked) == ["e820", "iomem"]
     assert got["iomem"] == "a\nb\n" and got["e820"] == "x\n"
+
+
+def test_a_real_garbled_pv_console_is_reported_not_judged(run_data):
+    # A PV dom0 console that dropped characters three times over, resends included.
+    with pytest.raises(CollectError, match="section dmesg"):
+        collect.sections(run_data("pv-dom0-garbled", "patched", "serial.log"))

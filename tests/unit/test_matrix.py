@@ -71,6 +71,6 @@ def test_when_must_name_a_variant(tmp_path):
 
 
 def test_every_shipped_scenario_loads():
-    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+    for path in sorted((ROOT / "scenarios").rglob("*.toml")):
         s = scenario.load(path, {"debian-6.1", "debian-bpo-6.12"})
         assert matrix.expand([s])

@@ -24,10 +24,10 @@ def _argv(scenario_file, accel, role="unpatched"):
 
 
 @pytest.mark.parametrize("scenario_file, accel", [("bar-clash-64bit.toml", "tcg"), ("bar-clash-64bit.toml", "kvm"),
-                                                  ("no-iommu.toml", "tcg")])
+                                                  ("controls/no-iommu.toml", "tcg")])
 def test_argv_matches_reference(scenario_file, accel):
     got = "\n".join(_argv(scenario_file, accel)) + "\n"
-    ref = REFS / f"{Path(scenario_file).stem}-{accel}.txt"
+    ref = REFS / f"{Path(scenario_file).stem}-{accel}.txt"  # controls/x.toml -> x-tcg.txt
     if os.environ.get("RIG_REGEN"):
         ref.write_text(got)
     assert got == ref.read_text()
@@ -52,7 +52,7 @@ def test_iommu_precedes_pci_devices_and_none_means_none():
     argv = _argv("bar-clash-64bit.toml", "tcg")
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
     assert devices == ["intel-iommu,intremap=on,aw-bits=48", "pci-testdev,id=pcitestdev1,bus=pcie.0,addr=0x1,membar=1G"]
-    assert "-device" not in _argv("no-iommu.toml", "tcg")
+    assert "-device" not in _argv("controls/no-iommu.toml", "tcg")
 
 
 def test_multiboot_modules_escape_commas(tmp_path):

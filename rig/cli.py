@@ -11,9 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__, initramfs, matrix, platform, report, scenario as scenario_mod, session
+from . import __version__, initramfs, matrix, platform, report, session
+from . import scenario as scenario_mod
 from .artefacts import DEBIAN_KERNELS, Cache
-from .errors import EXIT_BAD_INPUT, InputError, Interrupted, RigError
+from .errors import InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import collect, console, plan as plan_mod
+from . import collect, console
+from . import plan as plan_mod
 from .artefacts import Artefact
 from .errors import BootError, CollectError, Interrupted, LaunchError
 from .host.qemu import QemuHost

@@ -12,11 +12,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import initramfs, matrix, platform, plan as plan_mod, report, runner
+from . import initramfs, matrix, platform, report, runner
+from . import plan as plan_mod
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache
 from .checks import verdict as verdict_mod
-from .errors import (EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, ArtefactError, CollectError, InputError,
-                     ScenarioError)
+from .errors import (
+    EXIT_ERROR,
+    EXIT_EXPECTATION_FAILED,
+    EXIT_OK,
+    ArtefactError,
+    CollectError,
+    InputError,
+    ScenarioError,
+)
 from .host import qemu
 from .scenario import Scenario
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..parse import e820 as e820_parse, iomem as iomem_parse, pci as pci_parse, dmesg as dmesg_parse
 from ..parse import Range
+from ..parse import dmesg as dmesg_parse
+from ..parse import e820 as e820_parse
+from ..parse import iomem as iomem_parse
+from ..parse import pci as pci_parse
 from ..scenario import Expect
 from . import balloon, relocation
 

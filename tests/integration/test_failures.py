@@ -4,11 +4,15 @@ and must leave no QEMU behind, whether they fail, hang or are interrupted."""
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.integration.conftest import ROOT, SCENARIOS, processes_mentioning, run_scenario
+from tests.integration.conftest import (
+    ROOT,
+    SCENARIOS,
+    processes_mentioning,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.boot
 

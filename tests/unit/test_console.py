@@ -1,7 +1,5 @@
 """Stage detection and failure classification, on real serial captures."""
 
-import subprocess
-import sys
 
 import pexpect
 import pytest

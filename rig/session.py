@@ -161,17 +161,30 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         return b
 
     live = runner.LiveHosts()
+    boots: list[runner.KernelBoot | None] = [None] * len(jobs)
+    results: list[dict | None] = [None] * len(jobs)
+
+    def judge_host_when_complete(host) -> None:
+        # Judged as soon as every kernel of the host is back, so an interrupted matrix
+        # keeps the verdicts of the hosts it finished.
+        members = [i for i, j in enumerate(jobs) if j.host == host]
+        if any(boots[i] is None for i in members):
+            return
+        pairs = [(jobs[i], boots[i]) for i in members]
+        for i in members:
+            results[i] = judge(jobs[i], boots[i], pairs, art, choice.reason, options)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        futures = [pool.submit(boot, j) for j in jobs]
+        futures = {pool.submit(boot, j): i for i, j in enumerate(jobs)}
         try:
-            concurrent.futures.wait(futures)
+            for future in concurrent.futures.as_completed(futures):
+                i = futures[future]
+                boots[i] = future.result()
+                judge_host_when_complete(jobs[i].host)
         except KeyboardInterrupt:
             live.cancel()  # kill every QEMU now; workers unwind on EOF and start nothing new
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    boots = [(j, f.result()) for j, f in zip(jobs, futures)]
-
-    results = [judge(job, boot, boots, art, choice.reason, options) for job, boot in boots]
     (out_dir / "summary.json").write_text(json.dumps(
         [{k: r[k] for k in ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release",
                             "verdict", "stage_reached", "error")} for r in results], indent=1) + "\n")

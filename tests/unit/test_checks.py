@@ -134,3 +134,15 @@ def test_real_cap_split_matches_the_kernel_rule():
     assert b["converted_pages"] == b["cap_pages"]
     assert a.converted == a.expected_conversion
     assert not any(balloon.pages((max(s, second[0]), min(e, second[1]))) for s, e in a.converted)
+
+
+def test_real_ovmf_run_clashes_in_the_32bit_hole():
+    base = RUNS / "ovmf-hole32-6G"
+    unpatched = collect.sections(read_console(base / "unpatched" / "serial.log"))
+    firmware = json.loads((base / "unpatched" / "qmp-pci-firmware.json").read_text())
+    a = verdict.analyse(unpatched, firmware, verdict.xen_map_from_unpatched(unpatched["dmesg"], "unpatched"))
+    (scratch,) = a.xen_scratch
+    (moved,) = a.relocations
+    assert scratch[1] < 1 << 32 and moved.firmware[0] <= scratch[1] and scratch[0] <= moved.firmware[1]
+    assert moved.cause.startswith("conflict with Xen scratch")
+    assert "EFI" in read_console(base / "unpatched" / "serial.log")  # it really went through xen.efi

@@ -57,6 +57,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
 
 
 def write(run_dir: Path, data: dict) -> Path:
+    data.setdefault("run_dir", str(run_dir))
     path = run_dir / "result.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path

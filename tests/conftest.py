@@ -22,3 +22,6 @@ def capture():
 @pytest.fixture
 def run_data():
     return lambda scenario, role, name: read_console(RUNS / scenario / role / name)
+
+
+pytest_plugins = ["pytester"]

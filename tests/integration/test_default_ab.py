@@ -77,4 +77,4 @@ def test_artefacts_are_all_there(default_ab, role):
     r = default_ab.result(role)
     assert set(r["timings"]) == {"firmware", "xen", "dom0", "userspace", "total"}
     assert r["accel"] in ("tcg", "kvm") and r["accel_reason"]
-    assert json.loads((default_ab.out / "scenario.json").read_text())["name"] == "bar-clash-64bit"
+    assert json.loads((default_ab.out / "bar-clash-64bit.scenario.json").read_text())["name"] == "bar-clash-64bit"

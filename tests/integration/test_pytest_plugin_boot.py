@@ -1,0 +1,26 @@
+"""The pytest plugin booting for real: checks pass, a failed boot is an ERROR, JUnit carries properties."""
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.integration.conftest import ROOT
+
+pytestmark = pytest.mark.boot
+
+
+def test_default_ab_and_a_failed_boot_through_pytest(pytester, tmp_path):
+    shutil.copy(ROOT / "scenarios" / "bar-clash-64bit.toml", pytester.path)
+    shutil.copy(ROOT / "scenarios" / "controls" / "no-iommu.toml", pytester.path)
+    junit = tmp_path / "rig.xml"
+    result = pytester.runpytest_subprocess("--rig-scenarios", str(pytester.path), "--rig-out", str(tmp_path / "out"),
+                                           f"--junitxml={junit}", "-p", "no:cacheprovider", timeout=600)
+    result.assert_outcomes(passed=6, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of no-iommu[[]debian-6.1-512M[]]::relocations*",
+                                 "*xen-panic at stage xen*"])
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    case = cases["bar-clash-64bit[debian-6.1-512M]::relocations"]
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["kernel_release"].startswith("6.1.") and props["verdict"] == "pass"
+    assert float(props["time_total"]) > 0 and props["run_dir"]

@@ -1,0 +1,38 @@
+"""The pytest plugin's collection: names that read like the failure (no boot here)."""
+
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_items_are_scenario_kernel_dom0mem_check(pytester):
+    shutil.copy(ROOT / "scenarios" / "balloon-cap-split.toml", pytester.path)
+    shutil.copy(ROOT / "scenarios" / "ovmf-hole32-6G.toml", pytester.path)
+    result = pytester.runpytest("--rig-scenarios", str(pytester.path), "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    assert "balloon-cap-split.toml::balloon-cap-split[debian-6.1-128M]::relocations" in ids
+    assert "balloon-cap-split.toml::balloon-cap-split[debian-bpo-6.12-256M]::balloon_converted" in ids
+    assert "ovmf-hole32-6G.toml::ovmf-hole32-6G[debian-bpo-6.12-1G-ovmf]::xen_scratch" in ids
+    assert len(ids) == 2 * 2 * 3 + 2 + 3  # ovmf-hole32-6G: unpatched has no balloon expectation
+
+
+def test_firmware_filter_and_boot_item_without_expectations(pytester):
+    shutil.copy(ROOT / "scenarios" / "ovmf-hole32-6G.toml", pytester.path)
+    (pytester.path / "bare.toml").write_text('name = "bare"\n[kernels]\nunpatched = "debian-6.1"\n')
+    result = pytester.runpytest("--rig-scenarios", str(pytester.path), "--rig-firmware", "seabios",
+                                "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids == ["bare.toml::bare[debian-6.1-512M]::boot"]
+
+
+def test_bad_scenario_is_a_collection_error_naming_key(pytester):
+    (pytester.path / "bad.toml").write_text('name = "bad"\n[kernels]\nunpatched = "debian-7"\n')
+    result = pytester.runpytest("--rig-scenarios", str(pytester.path), "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*kernels.unpatched: unknown kernel 'debian-7'*"])
+    assert result.ret != 0
+
+
+def test_plugin_is_inert_without_scenarios(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    pytester.runpytest("-q").assert_outcomes(passed=1)

@@ -45,6 +45,7 @@ case "${1:-}" in
 esac
 command="$1"; shift
 
+[ "$command" = test ] && DEBS+=(chromium)   # the report is tested in a real browser
 install_debs
 install_venv
 say "fetching Xen and kernels into the cache (once)"

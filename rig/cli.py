@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__, initramfs, matrix, platform, report, session
+from . import __version__, html_report, initramfs, matrix, platform, report, session
 from . import scenario as scenario_mod
 from .artefacts import DEBIAN_KERNELS, Cache
 from .errors import InputError, Interrupted, RigError
@@ -56,6 +56,7 @@ def cmd_run(args) -> int:
     session.preflight(scenario, args.scenario)
     out_dir, results = session.run(scenario, options, progress=_progress)
     report.summary(results, out_dir)
+    html_report.write([out_dir], out_dir)
     return session.exit_code(results)
 
 
@@ -71,7 +72,19 @@ def cmd_matrix(args) -> int:
     if not results:
         return 0  # an empty shard is not an error: there was nothing to judge
     report.summary(results, out_dir)
+    html_report.write([out_dir], out_dir)
     return session.exit_code(results)
+
+
+def cmd_report(args) -> int:
+    for path in args.runs:
+        if not path.is_dir():
+            raise InputError(f"{path}: not a run directory")
+    if not html_report.find_results(args.runs):
+        raise InputError(f"no result.json below {', '.join(map(str, args.runs))}")
+    out = html_report.write(args.runs, args.out or args.runs[0])
+    print(out)
+    return 0
 
 
 def cmd_fetch(args) -> int:
@@ -128,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--workers", type=int, default=0,
                      help=f"boots at once (default: cores / 2, here {session.default_workers()})")
     mat.set_defaults(func=cmd_matrix)
+
+    rep = sub.add_parser("report", help="write report.html (memory maps, A/B) for run directories")
+    rep.add_argument("runs", nargs="+", type=Path)
+    rep.add_argument("--out", type=Path, help="where report.html goes (default: the first run directory)")
+    rep.set_defaults(func=cmd_report)
 
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
     fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")

@@ -191,3 +191,29 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.parent.name}::{self.check}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if isinstance(item, CheckItem):
+        report._rig_config = item.config  # for the JUnit naming below
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """JUnit: name = `<scenario>[<kernel>-<dom0_mem>]::<check>`, classname = the scenario file.
+
+    pytest 9 reads a '[...]' inside a node id as parameters and mangles the name. The
+    junitxml reporter keeps attributes set before it records a report, so the rig sets
+    both first. (_pytest.junitxml has no public hook for this.)
+    """
+    from _pytest.junitxml import xml_key
+    config = getattr(report, "_rig_config", None)
+    xml = config.stash.get(xml_key, None) if config is not None else None
+    if xml is None:
+        return
+    path, _, rest = report.nodeid.partition("::")
+    reporter = xml.node_reporter(report)
+    reporter.attrs["classname"], reporter.attrs["name"] = path, rest

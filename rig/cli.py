@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__, html_report, initramfs, matrix, platform, report, session
+from . import __version__, compare, html_report, initramfs, matrix, platform, report, session
 from . import scenario as scenario_mod
 from .artefacts import DEBIAN_KERNELS, Cache
 from .errors import InputError, Interrupted, RigError
@@ -87,6 +87,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    found = compare.changes(compare.load_baseline(args.baseline), compare.verdicts(args.runs))
+    for line in found:
+        print(line)
+    print(f"{len(found)} verdict change(s) against {args.baseline}")
+    return 1 if found else 0
+
+
 def cmd_fetch(args) -> int:
     cache = Cache()
     arch = platform.ARCHES["x86_64"]
@@ -146,6 +154,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", type=Path)
     rep.add_argument("--out", type=Path, help="where report.html goes (default: the first run directory)")
     rep.set_defaults(func=cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="list verdicts that changed against a baseline (exit 1 if any)")
+    cmp_.add_argument("baseline", type=Path, help="JSON: job id -> pass | fail | error")
+    cmp_.add_argument("runs", nargs="+", type=Path)
+    cmp_.set_defaults(func=cmd_compare)
 
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
     fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")

@@ -47,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not paths:
         return
     config.stash[RIG] = RigPlugin(config)
+    _session_config[:] = [config]
     # Collect the scenarios; without explicit test paths, collect only them.
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = [str(p) for p in paths]
@@ -193,12 +194,7 @@ class CheckItem(pytest.Item):
         return self.path, None, f"{self.parent.name}::{self.check}"
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
-    report = yield
-    if isinstance(item, CheckItem):
-        report._rig_config = item.config  # for the JUnit naming below
-    return report
+_session_config: list[pytest.Config] = []  # this process's config, for the report hook below
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -207,13 +203,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
     pytest 9 reads a '[...]' inside a node id as parameters and mangles the name. The
     junitxml reporter keeps attributes set before it records a report, so the rig sets
-    both first. (_pytest.junitxml has no public hook for this.)
+    both first. (_pytest.junitxml has no public hook for this.) Under xdist this runs in
+    the controller, which writes the XML.
     """
     from _pytest.junitxml import xml_key
-    config = getattr(report, "_rig_config", None)
-    xml = config.stash.get(xml_key, None) if config is not None else None
-    if xml is None:
+    if not _session_config or RIG not in _session_config[0].stash:
         return
+    xml = _session_config[0].stash.get(xml_key, None)
     path, _, rest = report.nodeid.partition("::")
+    if xml is None or not path.endswith(".toml") or not rest:
+        return
     reporter = xml.node_reporter(report)
     reporter.attrs["classname"], reporter.attrs["name"] = path, rest

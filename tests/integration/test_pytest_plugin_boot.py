@@ -24,3 +24,15 @@ def test_default_ab_and_a_failed_boot_through_pytest(pytester, tmp_path):
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["kernel_release"].startswith("6.1.") and props["verdict"] == "pass"
     assert float(props["time_total"]) > 0 and props["run_dir"]
+
+
+def test_xdist_boots_each_host_once_in_its_own_directory(pytester, tmp_path):
+    for name in ("first", "second"):
+        text = (ROOT / "scenarios" / "controls" / "no-iommu.toml").read_text()
+        (pytester.path / f"{name}.toml").write_text(text.replace('name = "no-iommu"', f'name = "{name}"'))
+    out = tmp_path / "out"
+    result = pytester.runpytest_subprocess("--rig-scenarios", str(pytester.path), "--rig-out", str(out),
+                                           "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=2)
+    logs = sorted(out.rglob("serial.log"))
+    assert len(logs) == 2 and all(log.parts[len(out.parts)].startswith("gw") for log in logs)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.table import Table
 
 from . import __version__, compare, html_report, initramfs, matrix, platform, report, session
 from . import scenario as scenario_mod
@@ -33,6 +37,29 @@ def _progress(label: str, message: str) -> None:
     err.print(f"[bold]{escape('[' + label + ']')}[/bold] {escape(message)}")
 
 
+@contextlib.contextmanager
+def _live_progress():
+    """On a terminal: one live row per job with its latest stage. Elsewhere (CI logs,
+    pipes): plain lines, one per event."""
+    if not err.is_terminal:
+        yield _progress
+        return
+    rows: dict[str, str] = {}
+    started = time.monotonic()
+
+    def table() -> Table:
+        t = Table(box=None, show_header=False, title=f"{time.monotonic() - started:.0f} s")
+        for label, message in rows.items():
+            t.add_row(f"[bold]{escape(label)}[/bold]", escape(message))
+        return t
+
+    with Live(table(), console=err, refresh_per_second=4) as live:
+        def update(label: str, message: str) -> None:
+            rows[label] = message
+            live.update(table())
+        yield update
+
+
 def _options(args, workers: int) -> session.Options:
     options = session.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
@@ -54,7 +81,8 @@ def cmd_run(args) -> int:
     options = _options(args, args.workers)
     scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
     session.preflight(scenario, args.scenario)
-    out_dir, results = session.run(scenario, options, progress=_progress)
+    with _live_progress() as progress:
+        out_dir, results = session.run(scenario, options, progress=progress)
     report.summary(results, out_dir)
     html_report.write([out_dir], out_dir)
     return session.exit_code(results)
@@ -68,7 +96,8 @@ def cmd_matrix(args) -> int:
         scenario = scenario_mod.load(path, session.known_kernels(options))
         session.preflight(scenario, path)
         scenarios.append(scenario)
-    out_dir, results = session.run_matrix(scenarios, options, shard, progress=_progress)
+    with _live_progress() as progress:
+        out_dir, results = session.run_matrix(scenarios, options, shard, progress=progress)
     if not results:
         return 0  # an empty shard is not an error: there was nothing to judge
     report.summary(results, out_dir)

@@ -112,7 +112,14 @@ def render(paths: list[Path]) -> str:
             f"<style>{_css()}</style></head><body>{''.join(body)}</body></html>\n")
 
 
+SUMMARY_KEYS = ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release", "verdict",
+                "stage_reached", "error", "relocations", "xen_scratch", "balloon", "checks", "timings", "run_dir")
+
+
 def write(paths: list[Path], out_dir: Path) -> Path:
+    """report.html and report.json (a summary of every result below `paths`)."""
     out = out_dir / "report.html"
     out.write_text(render(paths))
+    summary = [{k: r.get(k) for k in SUMMARY_KEYS} for _, r in find_results(paths)]
+    (out_dir / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
     return out

@@ -108,6 +108,28 @@ class RigPlugin:
         return found
 
 
+@pytest.fixture(scope="session")
+def rig_results(request: pytest.FixtureRequest):
+    """Factory for your own tests: `rig_results("scenarios/x.toml")` -> {job id: result.json}.
+
+    Boots each host once per session (shared with the generated items), so several
+    tests reading the same scenario cost one boot. Requires `--rig-scenarios` or works
+    on any path given. Verdict "error" results are returned as data: check them.
+    """
+    plugin = request.config.stash.get(RIG, None) or RigPlugin(request.config)
+
+    def results(path, firmware: str | None = None) -> dict[str, dict]:
+        s = scenario_mod.load(Path(path), session.known_kernels(plugin.options))
+        jobs = [j for j in matrix.expand([s]) if firmware in (None, j.firmware)]
+        out = {}
+        for host in dict.fromkeys(j.host for j in jobs):
+            host_jobs = [j for j in jobs if j.host == host]
+            by_role = plugin.results(host_jobs)
+            out.update({j.id: by_role[j.role] for j in host_jobs})
+        return out
+    return results
+
+
 class RigBootError(Exception):
     """The boot did not produce a result to judge: reported as a pytest error."""
 

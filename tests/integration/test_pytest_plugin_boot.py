@@ -36,3 +36,14 @@ def test_xdist_boots_each_host_once_in_its_own_directory(pytester, tmp_path):
     result.assert_outcomes(errors=2)
     logs = sorted(out.rglob("serial.log"))
     assert len(logs) == 2 and all(log.parts[len(out.parts)].startswith("gw") for log in logs)
+
+
+def test_rig_results_fixture_for_own_tests(pytester):
+    scenario = ROOT / "scenarios" / "controls" / "no-iommu.toml"
+    pytester.makepyfile(f"""
+def test_mine(rig_results):
+    results = rig_results({str(scenario)!r})
+    (r,) = results.values()
+    assert (r["verdict"], r["stage_reached"], r["failure"]) == ("error", "xen", "xen-panic")
+""")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300).assert_outcomes(passed=1)

@@ -21,7 +21,10 @@ def chromium(*args, profile):
 
 def test_report_draws_both_worlds(default_ab, tmp_path):
     report = default_ab.out / "report.html"
-    assert report.stat().st_size > 0       # rig run writes it
+    assert report.stat().st_size > 0       # rig run writes it, with a JSON summary beside it
+    import json
+    summary = json.loads((default_ab.out / "report.json").read_text())
+    assert sorted(s["kernel_role"] for s in summary) == ["patched", "unpatched"]
     dom = chromium("--dump-dom", report.as_uri(), profile=tmp_path / "p1").stdout
     svgs = re.findall(r"<svg class=\"memmap\".*?</svg>", dom, re.S)
     assert len(svgs) == 2                  # unpatched and patched, same host

@@ -85,6 +85,7 @@ def cmd_run(args) -> int:
         out_dir, results = session.run(scenario, options, progress=progress)
     report.summary(results, out_dir)
     html_report.write([out_dir], out_dir)
+    report.junit(results, args.junit or out_dir / "junit.xml")
     return session.exit_code(results)
 
 
@@ -102,6 +103,7 @@ def cmd_matrix(args) -> int:
         return 0  # an empty shard is not an error: there was nothing to judge
     report.summary(results, out_dir)
     html_report.write([out_dir], out_dir)
+    report.junit(results, args.junit or out_dir / "junit.xml")
     return session.exit_code(results)
 
 
@@ -156,6 +158,7 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
                      help="multiply every stage timeout by X (default 1; stage limits are in docs)")
     cmd.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
+    cmd.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")
 
 
 def parser() -> argparse.ArgumentParser:

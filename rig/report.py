@@ -104,3 +104,37 @@ def summary(results: list[dict], out_dir: Path, console: Console | None = None) 
         cells = dict(row, verdict=f"[{styles[row['verdict']]}]{row['verdict']}[/]")
         table.add_row(*cells.values())
     console.print(table)
+
+
+def junit(results: list[dict], path: Path) -> Path:
+    """JUnit XML for `rig run`/`rig matrix`: one testcase per job x check, named like the
+    pytest plugin's items; a job that did not boot is one <error> testcase, never a pass
+    or a failure. (The same names come from `pytest --rig-scenarios --junitxml`.)"""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name="xen-pvh-rig")
+    counts = {"tests": 0, "failures": 0, "errors": 0}
+    for r in results:
+        firmware = "" if r["firmware"] == "seabios" else f"-{r['firmware']}"
+        name = f"{r['scenario']}[{r['kernel']}-{r['dom0_mem']}{firmware}]"
+        checks = r["checks"] or [{"name": "boot", "passed": True, "detail": ""}]
+        for c in ([{"name": checks[0]["name"], "passed": None, "detail": r["error"]}] if r["verdict"] == "error"
+                  else checks):
+            case = ET.SubElement(suite, "testcase", classname=f"{r['scenario']}.toml", name=f"{name}::{c['name']}",
+                                 time=f"{r['timings'].get('total', 0):.1f}")
+            props = ET.SubElement(case, "properties")
+            for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached", "run_dir"):
+                ET.SubElement(props, "property", name=key, value=str(r.get(key)))
+            for stage, seconds in r["timings"].items():
+                ET.SubElement(props, "property", name=f"time_{stage}", value=str(seconds))
+            counts["tests"] += 1
+            if c["passed"] is None:
+                ET.SubElement(case, "error", message=c["detail"] or "boot failed").text = c["detail"]
+                counts["errors"] += 1
+            elif not c["passed"]:
+                ET.SubElement(case, "failure", message=c["detail"]).text = c["detail"]
+                counts["failures"] += 1
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    return path

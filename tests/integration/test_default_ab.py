@@ -78,3 +78,11 @@ def test_artefacts_are_all_there(default_ab, role):
     assert set(r["timings"]) == {"firmware", "xen", "dom0", "userspace", "total"}
     assert r["accel"] in ("tcg", "kvm") and r["accel_reason"]
     assert json.loads((default_ab.out / "bar-clash-64bit.scenario.json").read_text())["name"] == "bar-clash-64bit"
+
+
+def test_junit_from_rig_run(default_ab):
+    import xml.etree.ElementTree as ET
+    root = ET.parse(default_ab.out / "junit.xml").getroot()
+    names = sorted(c.get("name") for c in root.iter("testcase"))
+    assert len(names) == 6 and "bar-clash-64bit[debian-6.1-512M]::relocations" in names
+    assert (root.get("failures"), root.get("errors")) == ("0", "0")

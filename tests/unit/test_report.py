@@ -1,0 +1,24 @@
+"""The JUnit writer: names like the pytest plugin's, errors never counted as failures."""
+
+import xml.etree.ElementTree as ET
+
+from rig import report
+
+
+def _result(verdict, checks, error=None, firmware="seabios"):
+    return {"scenario": "s", "kernel": "debian-6.1", "dom0_mem": "512M", "firmware": firmware, "verdict": verdict,
+            "checks": checks, "error": error, "timings": {"total": 12.5}, "kernel_release": "6.1.0",
+            "accel": "tcg", "stage_reached": "collected", "run_dir": "/x"}
+
+
+def test_junit_cases_failures_and_errors(tmp_path):
+    results = [_result("fail", [{"name": "relocations", "passed": False, "detail": "want none, got 1"},
+                                {"name": "xen_scratch", "passed": True, "detail": "ok"}]),
+               _result("error", [], error="hang at stage dom0", firmware="ovmf")]
+    root = ET.parse(report.junit(results, tmp_path / "j.xml")).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    names = [c.get("name") for c in root.iter("testcase")]
+    assert names == ["s[debian-6.1-512M]::relocations", "s[debian-6.1-512M]::xen_scratch",
+                     "s[debian-6.1-512M-ovmf]::boot"]
+    (err,) = root.iter("error")
+    assert err.get("message") == "hang at stage dom0"

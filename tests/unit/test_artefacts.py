@@ -18,19 +18,19 @@ from rig.artefacts import (
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
 
 DEB822 = """Types: deb
-URIs: http://mirror.example/debian
+URIs: http://mirror.example/pub/debian
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://mirror.example/debian-security
+URIs: http://mirror.example/pub/debian-security
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb-src
-URIs: http://mirror.example/debian
+URIs: http://mirror.example/pub/debian
 Suites: bookworm
 Components: main
 """
@@ -40,30 +40,30 @@ def test_backports_reuse_the_configured_mirror():
     sources = rig_sources(parse_sources({"debian.sources": DEB822}))
     backports = [s for s in sources if "bookworm-backports" in s.suites]
     assert len(backports) == 1
-    assert backports[0].uris == ("http://mirror.example/debian",)
+    assert backports[0].uris == ("http://mirror.example/pub/debian",)
     assert backports[0].signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg"
     assert {suite for s in sources for suite in s.suites} == {
         "bookworm", "bookworm-updates", "bookworm-security", "bookworm-backports"}
 
 
 def test_one_line_sources_and_foreign_entries():
-    text = ("deb [signed-by=/k.gpg] http://m.example/debian bookworm main contrib\n"
-            "# deb http://m.example/debian bookworm-backports main\n"
+    text = ("deb [signed-by=/k.gpg] http://m.example/pub/debian bookworm main contrib\n"
+            "# deb http://m.example/pub/debian bookworm-backports main\n"
             "deb https://packages.example/apt cloud-sdk main\n")
     sources = rig_sources(parse_sources({"sources.list": text}))
     assert [s.suites for s in sources] == [("bookworm",), ("bookworm-backports",)]
-    assert sources[1] == AptSource(("http://m.example/debian",), ("bookworm-backports",), ("main", "contrib"), "/k.gpg")
+    assert sources[1] == AptSource(("http://m.example/pub/debian",), ("bookworm-backports",), ("main", "contrib"), "/k.gpg")
 
 
 def test_existing_backports_entry_is_not_duplicated():
-    text = "deb http://m.example/debian bookworm main\ndeb http://m.example/debian bookworm-backports main\n"
+    text = "deb http://m.example/pub/debian bookworm main\ndeb http://m.example/pub/debian bookworm-backports main\n"
     sources = rig_sources(parse_sources({"sources.list": text}))
     assert sum("bookworm-backports" in s.suites for s in sources) == 1
 
 
 def test_no_debian_source_is_a_clear_error():
     with pytest.raises(ArtefactError, match="no apt source for Debian bookworm"):
-        rig_sources(parse_sources({"sources.list": "deb http://x.example/ubuntu jammy main\n"}))
+        rig_sources(parse_sources({"sources.list": "deb http://x.example/pub/ubuntu jammy main\n"}))
 
 
 def test_newest_uses_debian_version_order():

@@ -15,7 +15,16 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, compare, html_report, initramfs, matrix, platform, report, session
+from . import (
+    __version__,
+    compare,
+    html_report,
+    initramfs,
+    matrix,
+    platform,
+    report,
+    session,
+)
 from . import scenario as scenario_mod
 from .artefacts import DEBIAN_KERNELS, Cache
 from .errors import InputError, Interrupted, RigError

@@ -14,7 +14,7 @@ from typing import Callable
 import pexpect
 
 from .errors import BootError
-from .parse import normalise_newlines
+from .parse import normalise_newlines, xen
 
 STAGES = ("firmware", "xen", "dom0", "userspace", "collected")
 
@@ -70,7 +70,6 @@ def _line_at(text: str, pos: int) -> tuple[str, str]:
 def failure_detail(failure: str, text: str, pos: int) -> str:
     line, previous = _line_at(text, pos)
     if failure == "xen-panic":
-        from .parse import xen
         return xen.parse(text[text.rfind("\n", 0, pos) + 1:]).panic or line
     line = re.sub(r"^(\(XEN\)(?: \[[^\]]*\])?|\[\s*\d+\.\d+\])\s*", "", line)
     previous = re.sub(r"^(\(XEN\)(?: \[[^\]]*\])?|\[\s*\d+\.\d+\])\s*", "", previous)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from . import matrix, scenario as scenario_mod, session
+from . import matrix, session
+from . import scenario as scenario_mod
 from .errors import RigError
 from .units import format_size
 

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -313,5 +314,4 @@ class QemuHost:
 
 
 def _shell_quote(arg: str) -> str:
-    import shlex
     return shlex.quote(arg)

@@ -79,3 +79,11 @@ def test_watch_qemu_exit():
     with pytest.raises(BootError) as info:
         console.watch(child, transcript)
     assert (info.value.failure, info.value.stage) == ("qemu-exit", "dom0")
+
+
+def test_oops_that_kills_dom0_is_a_kernel_panic_at_dom0():
+    # A real MTTCG flake: "Oops: int3" in sched_clock_cpu, then "Fatal exception in interrupt".
+    text = read_console(RUNS / "mttcg-int3-oops" / "patched" / "serial.log")
+    outcome = console.classify(text)
+    assert (outcome.stage_reached, outcome.failure) == ("dom0", "kernel-panic")
+    assert "Fatal exception in interrupt" in outcome.detail

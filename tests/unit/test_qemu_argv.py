@@ -60,7 +60,8 @@ def test_multiboot_modules_escape_commas(tmp_path):
     s = s.model_copy(update={"xen": s.xen.model_copy(update={"dom0_cmdline": "pci=realloc,nocrs"})})
     p = plan.make(s, "patched", "tcg", xen=Path("/x"), kernel=Path("/k,1"), initrd=Path("/i"))
     argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
-    assert argv[argv.index("-initrd") + 1] == "/k,,1 console=hvc0 earlyprintk=xen pci=realloc,,nocrs,/i"
+    assert argv[argv.index("-initrd") + 1] == ("/k,,1 console=hvc0 earlyprintk=xen initcall_blacklist=i8042_init "
+                                               "pci=realloc,,nocrs,/i")
 
 
 def test_user_qemu_args_come_last():

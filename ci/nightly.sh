@@ -15,6 +15,6 @@ rm -rf "$out"
 # whether anything changed, so a known error does not turn every night red.
 rc=0
 # shellcheck disable=SC2086  # SCENARIOS is a list of globs on purpose
-.venv/bin/rig matrix ${SCENARIOS:-scenarios/*.toml} --shard "$shard" --out "$out" || rc=$?
+.venv/bin/rig matrix ${SCENARIOS:-scenarios/*.toml} --shard "$shard" --out "$out" --retries 1 || rc=$?
 case $rc in 0|1|3) ;; *) exit "$rc" ;; esac   # 2: bad input, 130: interrupted
 exec .venv/bin/rig compare ci/baseline.json "$out"   # $out/junit.xml, report.html, summary.json are the artefacts

@@ -73,7 +73,9 @@ def _options(args, workers: int) -> session.Options:
     options = session.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
-        roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers)
+        roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries)
+    if args.retries < 0:
+        raise InputError(f"--retries {args.retries}: must be 0 or more")
     if args.timeout_scale <= 0:
         raise InputError(f"--timeout-scale {args.timeout_scale}: must be positive")
     if workers < 1:
@@ -167,6 +169,9 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
                      help="multiply every stage timeout by X (default 1; stage limits are in docs)")
     cmd.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
+    cmd.add_argument("--retries", type=int, default=0, metavar="N",
+                     help="boot a job again up to N times after an error (guest flakes under TCG); "
+                          "failed attempts are kept as <role>.failed-K/ and listed in result.json")
     cmd.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")
 
 

@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="only scenario variants with this firmware (repeatable)")
     group.addoption("--rig-out", default=None, metavar="DIR", help="where runs go (default: pytest's tmp dir)")
     group.addoption("--rig-timeout-scale", type=float, default=1.0, metavar="X")
+    group.addoption("--rig-retries", type=int, default=0, metavar="N",
+                    help="boot a host's job again up to N times after an error (kept and reported)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,7 +78,8 @@ class RigPlugin:
                 raise pytest.UsageError(f"--rig-kernel {pair!r}: want NAME=PATH")
             kernels[name] = Path(path)
         self.options = session.Options(accel=config.getoption("rig_accel"), user_kernels=kernels,
-                                       timeout_scale=config.getoption("rig_timeout_scale"))
+                                       timeout_scale=config.getoption("rig_timeout_scale"),
+                                       retries=config.getoption("rig_retries"))
         self.firmwares = set(config.getoption("rig_firmware"))
         self._hosts: dict[tuple, dict[str, dict] | RigError] = {}
 

@@ -48,6 +48,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
         "timings": boot.timings,
+        "failed_attempts": boot.failed_attempts,  # earlier boots of this job that erred (--retries)
         "pci_resources": a.resources if a else [],
         "xen": {"version": xen_log.version, "cmdline": xen_log.cmdline, "dom0": xen_log.dom0_kind,
                 "panic": xen_log.panic} if xen_log else None,
@@ -82,7 +83,9 @@ def _row(r: dict) -> dict[str, str]:
             "verdict": r["verdict"], "stage": r["stage_reached"], "moved": moved or "none",
             "Xen scratch": _hex([tuple(x) for x in r["xen_scratch"]]),
             "converted pages": str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
-            "wall s": f"{r['timings'].get('total', 0):.1f}", "why": why}
+            "wall s": f"{r['timings'].get('total', 0):.1f}",
+            "why": why + (f" (after {len(r['failed_attempts'])} failed boot(s): "
+                          f"{r['failed_attempts'][0]['error']})" if r.get("failed_attempts") else "")}
 
 
 def summary(results: list[dict], out_dir: Path, console: Console | None = None) -> None:

@@ -43,6 +43,7 @@ class KernelBoot:
     firmware_pci: list | None = None
     final_pci: list | None = None
     serial: str = ""
+    failed_attempts: list[dict] = field(default_factory=list)  # earlier boots of this job that erred
 
 
 Progress = Callable[[str, str], None]  # (role, message)

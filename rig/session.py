@@ -41,6 +41,7 @@ class Options:
     fetch: bool = True
     roles: list[str] | None = None   # run only these kernel roles
     timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
+    retries: int = 0                 # boot again after an error, keeping each failed attempt
     workers: int = 1                 # boots at once
 
 
@@ -154,10 +155,20 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
                               kernel=art.kernels[job.kernel].path, initrd=art.initramfs.path,
                               xen_efi=art.xen_efi.path if art.xen_efi else None)
         say = lambda _role, message: progress(label(job), message)  # noqa: E731
-        say(None, f"booting {job.kernel}")
-        b = runner.boot(bplan, job.role, art.kernels[job.kernel], out_dir / job.rel_dir, say,
-                        options.timeout_scale, live)
-        say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
+        run_dir = out_dir / job.rel_dir
+        failed: list[dict] = []
+        for attempt in range(options.retries + 1):
+            say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
+            b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live)
+            say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
+            if b.error is None or attempt == options.retries or live.cancelled:
+                break
+            # Keep the failed attempt whole, beside the job's directory, and boot again.
+            kept = run_dir.with_name(f"{run_dir.name}.failed-{attempt + 1}")
+            run_dir.rename(kept)
+            failed.append({"error": b.error, "failure": b.failure, "stage_reached": b.stage_reached,
+                           "run_dir": str(kept)})
+        b.failed_attempts = failed
         return b
 
     live = runner.LiveHosts()

@@ -56,3 +56,13 @@ def test_interrupt_leaves_no_qemu(tmp_path, sig):
         proc.wait()
     assert processes_mentioning(str(out)) == []
     assert (out / "unpatched" / "serial.log").stat().st_size > 0  # artefacts kept
+
+
+def test_retries_keep_every_failed_attempt(tmp_path):
+    run = run_scenario("controls/no-iommu", tmp_path / "run", "--retries", "1")
+    assert run.returncode == 3
+    r = run.result("unpatched")
+    assert r["verdict"] == "error"                       # still an error: never a pass
+    (attempt,) = r["failed_attempts"]
+    assert attempt["failure"] == "xen-panic" and (tmp_path / "run" / "unpatched.failed-1" / "serial.log").exists()
+    assert "after 1 failed boot(s)" in run.stdout

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import SCENARIOS, rig
+from tests.integration.conftest import RETRY, SCENARIOS, rig
 
 pytestmark = pytest.mark.boot
 
@@ -16,7 +16,7 @@ GiB = 1 << 30
 def library(tmp_path_factory):
     out = tmp_path_factory.mktemp("library") / "run"
     proc = rig("matrix", str(SCENARIOS / "bridge-pref64-clash.toml"), str(SCENARIOS / "hole32-6G.toml"),
-               "--workers", "1", "--out", str(out))
+               "--workers", "1", "--out", str(out), *RETRY)
     return proc, out
 
 

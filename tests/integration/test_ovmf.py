@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from tests.integration.conftest import SCENARIOS, rig
+from tests.integration.conftest import RETRY, SCENARIOS, rig
 
 pytestmark = pytest.mark.boot
 
 
 def test_ovmf_ab_in_the_32bit_hole(tmp_path):
     out = tmp_path / "run"
-    proc = rig("run", str(SCENARIOS / "ovmf-hole32-6G.toml"), "--out", str(out))
+    proc = rig("run", str(SCENARIOS / "ovmf-hole32-6G.toml"), "--out", str(out), *RETRY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     u = json.loads((out / "unpatched" / "result.json").read_text())
     p = json.loads((out / "patched" / "result.json").read_text())

@@ -15,7 +15,7 @@ def test_default_ab_and_a_failed_boot_through_pytest(pytester, tmp_path):
     shutil.copy(ROOT / "scenarios" / "controls" / "no-iommu.toml", pytester.path)
     junit = tmp_path / "rig.xml"
     result = pytester.runpytest_subprocess("--rig-scenarios", str(pytester.path), "--rig-out", str(tmp_path / "out"),
-                                           f"--junitxml={junit}", "-p", "no:cacheprovider", timeout=600)
+                                           f"--junitxml={junit}", "--rig-retries", "1", "-p", "no:cacheprovider", timeout=900)
     result.assert_outcomes(passed=6, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at setup of no-iommu[[]debian-6.1-512M[]]::relocations*",
                                  "*xen-panic at stage xen*"])

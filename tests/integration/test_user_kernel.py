@@ -3,7 +3,7 @@
 import pytest
 
 from rig.artefacts import Cache
-from tests.integration.conftest import rig
+from tests.integration.conftest import RETRY, rig
 
 pytestmark = pytest.mark.boot
 
@@ -16,7 +16,7 @@ def test_user_kernel_with_reconstructed_xen_map(tmp_path):
         '[[host.pci]]\ndevice = "pci-testdev"\nprops = { membar = "1G" }\n'
         '[kernels]\npatched = "mykernel"\n'
         '[expect.patched]\nrelocations = "none"\nballoon_converted = true\n')
-    proc = rig("run", str(scenario), "--kernel", f"mykernel={bzimage}", "--out", str(tmp_path / "run"))
+    proc = rig("run", str(scenario), "--kernel", f"mykernel={bzimage}", "--out", str(tmp_path / "run"), *RETRY)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     import json
     r = json.loads((tmp_path / "run" / "patched" / "result.json").read_text())

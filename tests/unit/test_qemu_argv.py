@@ -45,7 +45,7 @@ def test_tcg_cpu_has_svm_and_npt_but_no_xsave_features():
     # (6.12 hits "Bad FPU state detected" with `max`); Xen needs svm + npt for PVH.
     argv = _argv("bar-clash-64bit.toml", "tcg")
     assert argv[argv.index("-cpu") + 1] == "qemu64,+svm,+npt"
-    assert argv[argv.index("-accel") + 1] == "tcg,thread=single"
+    assert argv[argv.index("-accel") + 1] == "tcg,thread=multi"
 
 
 def test_iommu_precedes_pci_devices_and_none_means_none():

@@ -46,7 +46,7 @@ class Firmware:
     code: str | None = None         # pflash image (read-only)
     vars: str | None = None         # pflash variable store template, copied per run
     package: str = ""               # the Debian package that ships code and vars
-    # Seconds added to stage time limits. Under OVMF, dom0's PIT-based TSC calibration
+    # Seconds added to the limit for reaching a stage. Under OVMF, dom0's PIT-based TSC calibration
     # takes about 55 s under TCG and the console is slower (measured 2026-11-26).
     extra_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -103,7 +103,7 @@ FIRMWARES: dict[str, Firmware] = {
     "seabios": Firmware("seabios", boot="multiboot"),  # QEMU's default BIOS: no arguments needed
     "ovmf": Firmware("ovmf", boot="xen-efi", code="/usr/share/OVMF/OVMF_CODE_4M.fd",
                      vars="/usr/share/OVMF/OVMF_VARS_4M.fd", package="ovmf",
-                     extra_seconds={"xen": 120.0, "dom0": 240.0, "collected": 240.0}),
+                     extra_seconds={"xen": 120.0, "userspace": 240.0, "collected": 240.0}),
 }
 
 BOOT_METHODS: dict[str, BootMethod] = {

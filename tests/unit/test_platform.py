@@ -39,3 +39,11 @@ def test_probe_of_missing_device_is_false(tmp_path):
 def test_lookup_lists_valid_names():
     with pytest.raises(InputError, match="unknown firmware 'uboot' \\(available: ovmf, seabios\\)"):
         platform.lookup(platform.FIRMWARES, "uboot", "firmware")
+
+
+def test_firmware_time_allowances_name_real_stages():
+    from rig.console import STAGE_TIMEOUTS
+    for firmware in platform.FIRMWARES.values():
+        assert set(firmware.extra_seconds) <= set(STAGE_TIMEOUTS), firmware.name
+    # Under OVMF the slow part is dom0's TSC calibration: between "Linux version" and the agent.
+    assert platform.FIRMWARES["ovmf"].extra_seconds["userspace"] > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,7 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
                 break
             # Keep the failed attempt whole, beside the job's directory, and boot again.
             kept = run_dir.with_name(f"{run_dir.name}.failed-{attempt + 1}")
+            shutil.rmtree(kept, ignore_errors=True)  # left by an earlier run into the same --out
             run_dir.rename(kept)
             failed.append({"error": b.error, "failure": b.failure, "stage_reached": b.stage_reached,
                            "run_dir": str(kept)})

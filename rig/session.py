@@ -125,8 +125,9 @@ def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda
     scenario = only_roles(scenario, options.roles)
     out_dir = options.out_dir or new_out_dir(scenario.name)
     jobs = matrix.expand([scenario], flat=True)
-    return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=lambda j: j.role
-                             if len(scenario.variants()) == 1 else j.id)
+    one_variant = len(scenario.variants()) == 1
+    label = (lambda j: j.role) if one_variant else (lambda j: j.id)  # short labels when unambiguous
+    return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=label)
 
 
 def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, int] | None = None,

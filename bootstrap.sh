@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
-DEBS=(qemu-system-x86 busybox-static cpio gzip python3-venv ovmf dosfstools mtools)
+DEBS=(qemu-system-x86 busybox-static cpio gzip python3-venv ovmf dosfstools mtools kmod)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -4,4 +4,4 @@ The data path, one module per step:
     scenario -> host (qemu) -> console -> collect -> parse -> checks -> report
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

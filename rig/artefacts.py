@@ -87,6 +87,23 @@ DEBIAN_KERNELS = {
 CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from
 
 
+# Userspace for dom0 beyond busybox: an SSH server and lspci. Their libraries come
+# along through apt's dependency closure; the initramfs keeps only what the ELFs need.
+GUEST_PACKAGES = ("busybox-static", "dropbear-bin", "pciutils")
+
+
+@dataclass(frozen=True)
+class GuestTools:
+    root: Path                 # the packages unpacked into one tree
+    packages: dict[str, str]   # package -> version
+    digest: str
+
+
+def _pins_digest(pins: dict[str, str]) -> str:
+    text = "\n".join(f"{p}={v}" for p, v in sorted(pins.items()))
+    return "tools-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 # --- apt sources -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -200,8 +217,15 @@ class Apt:
         para = next(iter(Deb822.iter_paragraphs(text)), {})
         return [d.strip() for d in para.get("Depends", "").split(",") if d.strip()]
 
+    def closure(self, packages: tuple[str, ...]) -> list[str]:
+        """The packages and everything they depend on (Depends/Pre-Depends only, real packages)."""
+        out = self._call("apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
+                         "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *packages)
+        return sorted({line.strip() for line in out.splitlines() if line and not line.startswith((" ", "<"))})
+
     def download(self, package: str, version: str, dest: Path) -> Path:
-        self._call("apt-get", "-q", "download", f"{package}={version}", cwd=dest)
+        """The .deb of package=version (of apt's candidate when version is "")."""
+        self._call("apt-get", "-q", "download", f"{package}={version}" if version else package, cwd=dest)
         debs = list(dest.glob(f"{package}_*.deb"))
         if len(debs) != 1:
             raise ArtefactError(f"apt-get download {package}={version} left no single .deb in {dest}")
@@ -324,26 +348,35 @@ class Cache:
             return self._install("xen", package, deb, f"debian:{package}={version}", version, gunzip_hypervisor)
 
     # -- kernels --------------------------------------------------------------------------
-    def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False) -> Artefact:
+    def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:
+        """The named kernel: the newest the archive had when first fetched, or (a replay)
+        exactly `version`, kept beside it as kernels/<name>@<version>."""
         if name not in DEBIAN_KERNELS:
             raise InputError(f"unknown kernel {name!r} (known: {', '.join(sorted(DEBIAN_KERNELS))}; "
                              "or pass --kernel NAME=PATH)")
-        return self._get("kernels", name, f"kernel {name}", lambda: self._fetch_kernel(DEBIAN_KERNELS[name]),
-                         fetch=fetch, refresh=refresh)
+        current = None if refresh else self._load("kernels", name)
+        if version is None or (current and current["version"] == version):
+            return self._get("kernels", name, f"kernel {name}", lambda: self._fetch_kernel(DEBIAN_KERNELS[name]),
+                             fetch=fetch, refresh=refresh)
+        pinned = f"{name}@{version}"
+        art = self._get("kernels", pinned, f"kernel {pinned}",
+                        lambda: self._fetch_kernel(DEBIAN_KERNELS[name], version, pinned), fetch=fetch, refresh=refresh)
+        return Artefact(name, art.path, art.sha256, art.source, art.version)
 
-    def modules_dir(self, name: str) -> Path | None:
-        manifest = self._load("kernels", name)
-        if not manifest:
+    @staticmethod
+    def modules_dir(kernel: Artefact) -> Path | None:
+        """lib/modules/<release> of a kernel unpacked from its Debian package (beside /boot)."""
+        if not kernel.source.startswith("debian:"):
             return None
-        found = sorted((self.root / "kernels" / name / "root" / "lib" / "modules").glob("*"))
+        found = sorted((kernel.path.parent.parent / "lib" / "modules").glob("*"))
         return found[0] if found else None
 
-    def _fetch_kernel(self, kernel: DebianKernel) -> dict:
+    def _fetch_kernel(self, kernel: DebianKernel, version: str | None = None, entry: str | None = None) -> dict:
         apt = self._apt()
         apt.update()
         meta = "linux-image-amd64"
         suites = {s.format(codename=CODENAME) for s in kernel.suites}
-        meta_version = newest(apt.versions(meta), suites)
+        meta_version = version or newest(apt.versions(meta), suites)
         if meta_version is None:
             raise ArtefactError(f"{meta} is not available from suites {', '.join(sorted(suites))}")
         image = next((d.split()[0] for d in apt.depends(meta, meta_version) if d.startswith("linux-image-")), None)
@@ -362,7 +395,88 @@ class Cache:
                     raise ArtefactError(f"{image} {meta_version} has no /boot/vmlinuz-*")
                 return str(found[0].relative_to(tmp))
 
-            return self._install("kernels", kernel.name, deb, f"debian:{image}={meta_version}", meta_version, vmlinuz)
+            return self._install("kernels", entry or kernel.name, deb, f"debian:{image}={meta_version}", meta_version,
+                                 vmlinuz)
+
+    # -- dom0 userspace tools ----------------------------------------------------------------
+    def guest_tools(self, pins: dict[str, str] | None = None, *, fetch: bool = True,
+                    refresh: bool = False) -> "GuestTools":
+        """busybox, dropbear and pciutils with their libraries, unpacked from Debian packages.
+
+        Without `pins`, the versions fetched first are kept (guest/current.json) so every
+        run uses the same bytes until `rig fetch --refresh`; with pins (a replay), exactly
+        those versions.
+        """
+        pointer = self.root / "guest" / "current.json"
+        fresh = pins is None and (refresh or self.current_tools_pins() is None)
+        if not fresh and pins is None:
+            pins = self.current_tools_pins()
+        if pins is not None:
+            name = _pins_digest(pins)
+            manifest = self._load("guest", name)
+            if manifest is None:
+                if not fetch:
+                    raise ArtefactError(f"dom0 tools {name} are not in the cache {self.root}; run `rig fetch`")
+                with self.locked():
+                    manifest = self._load("guest", name) or self._fetch_guest_tools(pins)
+        else:
+            if not fetch:
+                raise ArtefactError(f"dom0 tools are not in the cache {self.root}; run `rig fetch`")
+            with self.locked():
+                manifest = self._fetch_guest_tools(None)
+        if fresh or not pointer.is_file():
+            pointer.parent.mkdir(parents=True, exist_ok=True)
+            pointer.write_text(json.dumps({"packages": manifest["packages"]}, indent=1) + "\n")
+        return GuestTools(self.root / "guest" / manifest["name"] / "root", manifest["packages"], manifest["name"])
+
+    def current_tools_pins(self) -> dict[str, str] | None:
+        pointer = self.root / "guest" / "current.json"
+        return json.loads(pointer.read_text())["packages"] if pointer.is_file() else None
+
+    def _fetch_guest_tools(self, pins: dict[str, str] | None) -> dict:
+        apt = self._apt()
+        apt.update()
+        packages = sorted(pins) if pins else apt.closure(GUEST_PACKAGES)
+        (self.root / "guest").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root) as dl:
+            versions = {}
+            for package in packages:
+                deb = apt.download(package, pins[package] if pins else "", Path(dl))
+                versions[package] = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
+                                                   capture_output=True, text=True).stdout.strip()
+            name = _pins_digest(versions)
+            final = self.root / "guest" / name
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root / "guest"))
+            try:
+                for deb in sorted(Path(dl).glob("*.deb")):
+                    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True, capture_output=True)
+                manifest = {"name": name, "packages": versions}
+                (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+                if final.exists():
+                    shutil.rmtree(final)
+                tmp.rename(final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return manifest
+
+    def kernel_modules_dep(self, modules_dir: Path) -> str:
+        """modules.dep of an unpacked kernel's modules (Debian's packages ship none: depmod makes it)."""
+        dep = modules_dir / "modules.dep"
+        if dep.is_file():
+            return dep.read_text()
+        if modules_dir.parent.name != "modules" or modules_dir.parent.parent.name != "lib":
+            raise InputError(f"{modules_dir}: has no modules.dep and is not a .../lib/modules/RELEASE "
+                             "directory depmod could index; run depmod for it")
+        if shutil.which("depmod") is None:
+            raise ArtefactError("depmod not found: install Debian's kmod")
+        base = modules_dir.parent.parent.parent
+        with self.locked():  # two rigs indexing the same cached kernel at once
+            if dep.is_file():
+                return dep.read_text()
+            proc = subprocess.run(["depmod", "-b", str(base), modules_dir.name], capture_output=True, text=True)
+        if proc.returncode != 0 or not dep.is_file():
+            raise ArtefactError(f"depmod -b {base} {modules_dir.name} failed: {proc.stderr.strip()[-200:]}")
+        return dep.read_text()
 
     # -- user files -----------------------------------------------------------------------
     def user_kernel(self, name: str, path: Path) -> Artefact:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
+import shlex
 import signal
 import sys
 import time
@@ -17,6 +20,8 @@ from rich.table import Table
 
 from . import (
     __version__,
+    bundle,
+    runner,
     compare,
     html_report,
     initramfs,
@@ -25,9 +30,11 @@ from . import (
     report,
     session,
 )
+from . import console as console_mod
 from . import scenario as scenario_mod
-from .artefacts import DEBIAN_KERNELS, Cache
-from .errors import InputError, Interrupted, RigError
+from . import ssh as ssh_mod
+from .artefacts import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
+from .errors import ArtefactError, InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -73,7 +80,8 @@ def _options(args, workers: int) -> session.Options:
     options = session.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
-        roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries)
+        roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
+        collect_via=args.collect)
     if args.retries < 0:
         raise InputError(f"--retries {args.retries}: must be 0 or more")
     if args.timeout_scale <= 0:
@@ -92,11 +100,178 @@ def cmd_run(args) -> int:
     options = _options(args, args.workers)
     scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
     session.preflight(scenario, args.scenario)
-    with _live_progress() as progress:
-        out_dir, results = session.run(scenario, options, progress=progress)
+    with runner.KeptHosts() as kept:
+        if args.keep:
+            options.keep = kept
+        with _live_progress() as progress:
+            out_dir, results = session.run(scenario, options, progress=progress)
+        _write_reports(results, out_dir, args.junit)
+        if args.keep:
+            _hold(kept, results)
+    return session.exit_code(results)
+
+
+def _write_reports(results: list[dict], out_dir: Path, junit: Path | None) -> None:
     report.summary(results, out_dir)
     html_report.write([out_dir], out_dir)
-    report.junit(results, args.junit or out_dir / "junit.xml")
+    report.junit(results, junit or out_dir / "junit.xml")
+
+
+def _hold(kept: runner.KeptHosts, results: list[dict]) -> None:
+    """--keep: the hosts stay up until Ctrl-C (or SIGTERM), or until every one has powered off."""
+    if not kept.hosts:
+        err.print("rig: --keep: no host reached collection; nothing kept")
+        return
+    for r in results:
+        if (Path(r["run_dir"]) / "ssh" / "port").is_file() and r["error"] is None:
+            err.print(f"kept {r['job']}: rig ssh {r['run_dir']}   (OpenSSH: ssh -F {r['run_dir']}/ssh/config dom0)",
+                      markup=False)
+        elif r["error"] is None:
+            err.print(f"kept {r['job']} (no SSH: {(r.get('ssh') or {}).get('error')})", markup=False)
+    err.print("hosts are up; Ctrl-C stops them")
+    try:
+        while kept.running():
+            time.sleep(1.0)
+        err.print("rig: every kept host has powered off")
+    except KeyboardInterrupt:
+        err.print("rig: stopping kept hosts")
+
+
+def cmd_shell(args) -> int:
+    options = session.Options(out_dir=args.out, accel=args.accel, timeout_scale=args.timeout_scale,
+                              fetch=not args.no_fetch, collect_via=args.collect)
+    scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
+    session.preflight(scenario, args.scenario)
+    scenario = _one_job(scenario, args.kernel, args.firmware, args.dom0_mem)
+    options.after = _shell_on_console
+    out_dir, results = session.run(scenario, options, progress=_progress)
+    _write_reports(results, out_dir, None)
+    return session.exit_code(results)
+
+
+def _one_job(scenario: scenario_mod.Scenario, kernel: str | None, firmware: str | None,
+             dom0_mem: str | None) -> scenario_mod.Scenario:
+    """The scenario cut down to one host variant and one kernel, chosen by role or kernel name."""
+    variants = scenario.variants()
+    if firmware is not None:
+        variants = [v for v in variants if v[0] == firmware] or _no_variant("--firmware", firmware, scenario)
+    if dom0_mem is not None:
+        size = scenario_mod.parse_size(dom0_mem)
+        variants = [v for v in variants if v[1] == size] or _no_variant("--dom0-mem", dom0_mem, scenario)
+    one = scenario.variant(*variants[0])
+    role = kernel or next(iter(one.kernels))
+    if role not in one.kernels:
+        by_kernel = [r for r, k in one.kernels.items() if k == role]
+        if by_kernel:
+            role = by_kernel[0]
+        elif role in DEBIAN_KERNELS:
+            return one.model_copy(update={"kernels": {"shell": role}, "expect": {}})
+        else:
+            raise InputError(f"--kernel {role}: neither a role ({', '.join(one.kernels)}) nor a kernel name "
+                             f"({', '.join(sorted(DEBIAN_KERNELS))})")
+    return one.model_copy(update={"kernels": {role: one.kernels[role]}})
+
+
+def _no_variant(flag: str, value: str, scenario: scenario_mod.Scenario):
+    have = ", ".join(f"{f}/{scenario_mod.format_size(m)}" for f, m in scenario.variants())
+    raise InputError(f"{flag} {value}: the scenario has no such variant (firmware/dom0_mem: {have})")
+
+
+def _shell_on_console(host, boot) -> None:
+    """After collection: an interactive shell on dom0's console; leaving it powers off."""
+    import termios
+    import tty
+
+    host.console.sendline("shell")
+    host.console.expect("@@RIG-SHELL", timeout=60)
+    err.print(f"dom0 shell on the console of {boot.plan.name} (artefacts are in {boot.run_dir}). "
+              "`exit` powers the host off; Ctrl-] leaves at once.", markup=False)
+    stdin = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
+    try:
+        if saved is not None:
+            tty.setraw(stdin)
+        how = console_mod.interact(host.console, stdin, sys.stdout.fileno())
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+    if how == "escape":
+        host.console.sendline("exit")
+    if not host.wait_exit(10.0):
+        err.print("rig: dom0 did not power off; stopping QEMU")
+
+
+def _job_dir_with_ssh(path: Path) -> Path:
+    if (path / "ssh" / "port").is_file():
+        return path
+    found = sorted(p.parent.parent for p in path.rglob("ssh/port") if ".failed-" not in str(p)) if path.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError(f"{path}: no SSH details (ssh/port); was dom0 reached over SSH in this run?")
+    raise InputError(f"{path}: {len(found)} hosts ({', '.join(str(f.relative_to(path)) for f in found)}); "
+                     "name one of their directories")
+
+
+def cmd_ssh(args) -> int:
+    job_dir = _job_dir_with_ssh(args.run_dir)
+    files = ssh_mod.SshFiles(job_dir / "ssh")
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    try:
+        client = ssh_mod.connect(files.port(), files.client_key(), files.known_hosts, timeout=args.timeout)
+    except ssh_mod.SshError as exc:
+        if "refused" in str(exc) and "Connection" in str(exc) or "Errno 111" in str(exc):
+            raise ssh_mod.SshError(f"{exc} (is the host still up? only `rig run --keep` leaves it running)") from None
+        raise
+    try:
+        return ssh_mod.interactive(client, shlex.join(command) if command else None)
+    finally:
+        client.close()
+
+
+def cmd_repro(args) -> int:
+    file, data = bundle.load(args.bundle)
+    cache = Cache()
+    resolved = bundle.resolve(data, cache, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"))
+    recorded = data.get("options", {})
+    options = session.Options(
+        out_dir=args.out, accel=args.accel or data["accel"], fetch=not args.no_fetch,
+        timeout_scale=args.timeout_scale or recorded.get("timeout_scale", 1.0),
+        collect_via=recorded.get("collect", "auto"), retries=args.retries,
+        tools_pins=resolved.tools_pins or None, pinned_kernels=resolved.kernels, pinned_xen=resolved.xen)
+    jobs = matrix.expand([resolved.scenario], flat=True)
+    art = session.resolve(jobs, options, cache)
+    mismatches = list(resolved.mismatches)
+    want = data["artefacts"]["initramfs"]
+    got = art.initramfs[data["kernel"]]
+    if got.sha256 != want["sha256"]:
+        mismatches.append(f"initramfs: bundle has {want['sha256'][:16]}... ({want.get('version')}), "
+                          f"rebuilt here {got.sha256[:16]}... ({got.version})")
+    for m in mismatches:
+        err.print(f"rig: repro: {m}", markup=False)
+    if mismatches and not args.allow_mismatch:
+        raise ArtefactError(f"{file}: {len(mismatches)} artefact(s) differ from the bundle; "
+                            "not replaying (--allow-mismatch boots anyway)")
+    _progress("repro", f"replaying {data['scenario']['name']} {data['role']} from {file}")
+    with _live_progress() as progress:
+        out_dir, results = session.run(resolved.scenario, options, progress=progress)
+    _write_reports(results, out_dir, None)
+    new_file, new = bundle.load(out_dir)
+    same_argv = new["qemu_argv_normalised"] == data.get("qemu_argv_normalised")
+    original = file.parent / "result.json"
+    differences = bundle.compare(json.loads(original.read_text()), results[0]) if original.is_file() else None
+    summary = {"bundle": str(file), "argv_identical": same_argv, "mismatches_allowed": mismatches,
+               "differences": differences}
+    (out_dir / "replay.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _progress("repro", "QEMU argv: " + ("identical to the bundle's" if same_argv else "differs from the bundle's "
+                                                                                    f"(see {new_file})"))
+    if differences is None:
+        _progress("repro", f"no result.json beside {file}: nothing to compare")
+    elif differences:
+        for d in differences:
+            _progress("repro", f"differs: {d}")
+    else:
+        _progress("repro", "same verdict, firmware BARs and final BARs as the original run")
     return session.exit_code(results)
 
 
@@ -112,9 +287,7 @@ def cmd_matrix(args) -> int:
         out_dir, results = session.run_matrix(scenarios, options, shard, progress=progress)
     if not results:
         return 0  # an empty shard is not an error: there was nothing to judge
-    report.summary(results, out_dir)
-    html_report.write([out_dir], out_dir)
-    report.junit(results, args.junit or out_dir / "junit.xml")
+    _write_reports(results, out_dir, args.junit)
     return session.exit_code(results)
 
 
@@ -142,11 +315,15 @@ def cmd_fetch(args) -> int:
     arch = platform.ARCHES["x86_64"]
     xen = cache.xen(arch, refresh=args.refresh)
     _progress("fetch", f"xen {xen.version}: {xen.path}")
+    tools = cache.guest_tools(refresh=args.refresh)
+    _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
     for name in args.kernels or sorted(DEBIAN_KERNELS):
         k = cache.kernel(name, refresh=args.refresh)
         _progress("fetch", f"{name} {k.version}: {k.path}")
-    agent = initramfs.build(cache)
-    _progress("fetch", f"initramfs: {agent.path}")
+        modules_dir = cache.modules_dir(k)
+        modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
+        agent = initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
+        _progress("fetch", f"initramfs for {name}: {agent.path}")
     return 0
 
 
@@ -173,6 +350,9 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
                      help="boot a job again up to N times after an error (guest flakes under TCG); "
                           "failed attempts are kept as <role>.failed-K/ and listed in result.json")
     cmd.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")
+    cmd.add_argument("--collect", choices=["auto", "serial", "both"], default="auto",
+                     help="how artefacts leave dom0: auto = SSH, the serial console if SSH fails (default); "
+                          "both = SSH judged, serial kept in via-serial/ and compared")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -186,7 +366,40 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path)
     _run_options(run)
     run.add_argument("--workers", type=int, default=1, help="boots at once (default 1)")
+    run.add_argument("--keep", action="store_true",
+                     help="leave each host running after collection until Ctrl-C (reach it with `rig ssh`)")
     run.set_defaults(func=cmd_run)
+
+    shell = sub.add_parser("shell", help="boot one kernel of a scenario and hand over dom0's console")
+    shell.add_argument("scenario", type=Path)
+    shell.add_argument("--kernel", metavar="NAME", help="a role of the scenario or a kernel name (default: first role)")
+    shell.add_argument("--firmware", help="which firmware variant (default: the first)")
+    shell.add_argument("--dom0-mem", metavar="SIZE", help="which dom0_mem variant (default: the first)")
+    shell.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
+    shell.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
+    shell.add_argument("--timeout-scale", type=float, default=1.0, metavar="X")
+    shell.add_argument("--no-fetch", action="store_true")
+    shell.add_argument("--collect", choices=["auto", "serial", "both"], default="auto")
+    shell.set_defaults(func=cmd_shell)
+
+    ssh = sub.add_parser("ssh", help="SSH into the dom0 of a run kept with --keep (or run one command)")
+    ssh.add_argument("run_dir", type=Path, help="the job's directory (or a run directory with one host)")
+    ssh.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND...: run it and exit with its status")
+    ssh.add_argument("--timeout", type=float, default=30.0, help="seconds to connect (default 30)")
+    ssh.set_defaults(func=cmd_ssh)
+
+    repro = sub.add_parser("repro", help="replay a run's job from its bundle.json, exactly")
+    repro.add_argument("bundle", type=Path, help="bundle.json, its job directory, or a run with one job")
+    repro.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
+    repro.add_argument("--accel", choices=list(platform.ACCELS), help="default: the bundle's")
+    repro.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
+                       help="where a user kernel of the bundle is on this machine")
+    repro.add_argument("--allow-mismatch", action="store_true",
+                       help="boot even if an artefact's sha256 differs from the bundle's")
+    repro.add_argument("--timeout-scale", type=float, metavar="X", help="default: the bundle's")
+    repro.add_argument("--retries", type=int, default=0, metavar="N")
+    repro.add_argument("--no-fetch", action="store_true")
+    repro.set_defaults(func=cmd_repro)
 
     mat = sub.add_parser("matrix", help="scenario x firmware x dom0_mem x kernel on a pool of workers")
     mat.add_argument("scenarios", nargs="+", type=Path)

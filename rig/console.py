@@ -23,8 +23,9 @@ STAGE_MARKERS = {
     "xen": r"\(XEN\)",
     "dom0": r"Linux version \S+",
     "userspace": r"@@RIG-AGENT",
-    "collected": r"@@RIG-DONE",
+    "collected": r"@@RIG-DONE",   # after the sections (serial), or acknowledging an SSH collection
 }
+READY_MARKER = r"@@RIG-READY"   # the agent has tried its network and snapshotted every section
 
 # Seconds allowed to go from the previous stage to this one, under TCG on 2 cores
 # with another boot beside it (a lone boot needs about a third of this).
@@ -111,37 +112,77 @@ class Transcript:
 
 
 def watch(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, *, until: str = "collected",
-          timeout_scale: float = 1.0, on_stage: Callable[[str], None] = lambda stage: None,
+          start: str = "firmware", timeout_scale: float = 1.0,
+          on_stage: Callable[[str], None] = lambda stage: None,
           timings: dict[str, float] | None = None, extra_seconds: dict[str, float] | None = None,
-          clock: Callable[[], float] = time.monotonic) -> dict[str, float]:
-    """Follow the console until stage `until`, filling `timings` with the seconds spent in
-    each stage as it is left (so a failed boot keeps the timings it had).
+          clock: Callable[[], float] = time.monotonic, since: float | None = None) -> dict[str, float]:
+    """Follow the console from stage `start` (entered at `since`) to stage `until`, filling
+    `timings` with the seconds spent in each stage as it is left (so a failed boot keeps
+    the timings it had).
 
     Raises BootError (stage reached, failure class, detail, console tail) otherwise.
     """
     timings = {} if timings is None else timings
-    reached = "firmware"
-    last = clock()
-    failure_names = list(FAILURES)
-    for stage in STAGES[1:STAGES.index(until) + 1]:
+    reached = start
+    last = clock() if since is None else since
+    for stage in STAGES[STAGES.index(start) + 1:STAGES.index(until) + 1]:
         limit = (STAGE_TIMEOUTS[stage] + (extra_seconds or {}).get(stage, 0.0)) * timeout_scale
-        patterns = [STAGE_MARKERS[stage], *FAILURES.values(), pexpect.EOF, pexpect.TIMEOUT]
-        i = console.expect(patterns, timeout=limit)
-        if i == 0:
-            now = clock()
-            timings[reached] = round(now - last, 2)
-            last, reached = now, stage
-            on_stage(stage)
-            continue
-        if i <= len(failure_names):
-            # Let the rest of the message arrive (Xen prints the panic text after the banner).
-            console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=_TAIL_AFTER_FAILURE)
-            outcome = classify(transcript.text)
-            raise BootError(outcome.failure or failure_names[i - 1], reached,
-                            outcome.detail or "", transcript.tail())
-        if patterns[i] is pexpect.EOF:
-            raise BootError("qemu-exit", reached, f"QEMU exited while waiting for stage {stage}",
-                            transcript.tail())
-        raise BootError("hang", reached, f"no sign of stage {stage} within {limit:.0f} s",
-                        transcript.tail())
+        expect_marker(console, transcript, STAGE_MARKERS[stage], reached, f"stage {stage}", limit)
+        now = clock()
+        timings[reached] = round(now - last, 2)
+        last, reached = now, stage
+        on_stage(stage)
     return timings
+
+
+def expect_marker(console: pexpect.spawnbase.SpawnBase, transcript: Transcript, marker: str,
+                  reached: str, what: str, limit: float) -> None:
+    """Wait for `marker` on the console; a failure line, EOF or `limit` seconds of waiting
+    raise BootError at stage `reached`."""
+    failure_names = list(FAILURES)
+    patterns = [marker, *FAILURES.values(), pexpect.EOF, pexpect.TIMEOUT]
+    i = console.expect(patterns, timeout=limit)
+    if i == 0:
+        return
+    if i <= len(failure_names):
+        # Let the rest of the message arrive (Xen prints the panic text after the banner).
+        console.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=_TAIL_AFTER_FAILURE)
+        outcome = classify(transcript.text)
+        raise BootError(outcome.failure or failure_names[i - 1], reached, outcome.detail or "", transcript.tail())
+    if patterns[i] is pexpect.EOF:
+        raise BootError("qemu-exit", reached, f"QEMU exited while waiting for {what}", transcript.tail())
+    raise BootError("hang", reached, f"no sign of {what} within {limit:.0f} s", transcript.tail())
+
+
+ESCAPE = b"\x1d"  # Ctrl-]: leave an interactive console, as telnet does
+
+
+def interact(spawn: pexpect.spawnbase.SpawnBase, stdin_fd: int, stdout_fd: int) -> str:
+    """Join the console to a terminal until the guest goes away ("eof") or the user types
+    Ctrl-] ("escape"). pexpect's interact() exists only for pty children, not for the
+    socket the console is, so this is its loop. The caller puts the terminal in raw mode."""
+    import os
+    import select
+
+    pending = spawn.buffer  # what pexpect had read past its last match (the shell's prompt)
+    spawn.buffer = ""
+    if pending:
+        os.write(stdout_fd, pending.encode())
+    fd = spawn.child_fd
+    while True:
+        ready, _, _ = select.select([fd, stdin_fd], [], [])
+        if fd in ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                return "eof"
+            if spawn.logfile_read is not None:
+                spawn.logfile_read.write(data.decode(errors="replace"))
+            os.write(stdout_fd, data)
+        if stdin_fd in ready:
+            data = os.read(stdin_fd, 1024)
+            if not data or ESCAPE in data:
+                return "escape"
+            os.write(fd, data)

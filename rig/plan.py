@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import platform, topology
-from .scenario import Scenario, format_size
+from .scenario import PciDevice, Scenario, format_size
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class BootPlan:
     pci_hole64_size: int | None
     cpus: int
     iommu: str
+    network: str                  # "user" or "none"; the NIC itself is the last of `pci`
     pci: tuple[topology.PlacedDevice, ...]
     qemu_args: tuple[str, ...]
     xen: Path
@@ -50,6 +51,19 @@ def dom0_cmdline(scenario: Scenario, arch: platform.Arch) -> str:
     return " ".join(p for p in (arch.dom0_console, scenario.xen.dom0_cmdline) if p.strip())
 
 
+NIC_ID = "rig-nic"
+NETDEV_ID = "rig-net"
+
+
+def _devices(scenario: Scenario, arch: platform.Arch) -> list[PciDevice]:
+    devices = list(scenario.host.pci)
+    if scenario.host.network != "none":
+        # romfile="": no iPXE option ROM, so the firmware neither maps a ROM BAR nor tries to net-boot.
+        devices.append(PciDevice(device=arch.nic_device, name=NIC_ID,
+                                 props={"addr": arch.nic_slot, "netdev": NETDEV_ID, "romfile": ""}))
+    return devices
+
+
 def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, initrd: Path,
          xen_efi: Path | None = None) -> BootPlan:
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
@@ -66,7 +80,8 @@ def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, 
         pci_hole64_size=scenario.host.pci_hole64_size,
         cpus=scenario.host.cpus,
         iommu=scenario.host.iommu,
-        pci=tuple(topology.resolve(list(scenario.host.pci), arch.pci_root_bus)),
+        network=scenario.host.network,
+        pci=tuple(topology.resolve(_devices(scenario, arch), arch.pci_root_bus)),
         qemu_args=tuple(scenario.host.qemu_args),
         xen=xen,
         xen_efi=xen_efi,

@@ -30,6 +30,10 @@ class Arch:
     kernel_meta_package: str                    # Debian metapackage that names the current kernel
     pci_root_bus: str                           # id of the root bus devices plug into
     pci_hole64_global: str                      # -global property that sizes the 64-bit PCI window
+    nic_device: str                             # dom0's NIC for the SSH channel
+    nic_modules: tuple[str, ...]                # its kernel modules (dependencies come from modules.dep)
+    nic_slot: int                               # its slot on the root bus (user devices fill from 1 up)
+    multiarch: str                              # Debian's library directory triplet for dom0's tools
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,12 @@ ARCHES: dict[str, Arch] = {
         kernel_meta_package="linux-image-amd64",
         pci_root_bus="pcie.0",
         pci_hole64_global="q35-pcihost.pci-hole64-size",
+        # e1000e DMA works through the intel-iommu with aw-bits=48 (captures: net-e1000e-awbits48-dhcp-ok);
+        # virtio-net would bypass the IOMMU and write to the wrong pages of a PVH dom0.
+        nic_device="e1000e",
+        nic_modules=("e1000e",),
+        nic_slot=0x1E,
+        multiarch="x86_64-linux-gnu",
     ),
 }
 

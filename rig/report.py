@@ -48,6 +48,8 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
         "timings": boot.timings,
+        "collected_via": boot.collected_via,   # "ssh" or "serial"
+        "ssh": boot.ssh or None,
         "failed_attempts": boot.failed_attempts,  # earlier boots of this job that erred (--retries)
         "pci_resources": a.resources if a else [],
         "xen": {"version": xen_log.version, "cmdline": xen_log.cmdline, "dom0": xen_log.dom0_kind,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import collect, console
+from . import ssh as ssh_mod
 from . import plan as plan_mod
 from .artefacts import Artefact
 from .errors import BootError, CollectError, Interrupted, LaunchError
@@ -44,6 +45,8 @@ class KernelBoot:
     final_pci: list | None = None
     serial: str = ""
     failed_attempts: list[dict] = field(default_factory=list)  # earlier boots of this job that erred
+    collected_via: str | None = None    # "ssh" or "serial"
+    ssh: dict = field(default_factory=dict)  # offered, port, host_key, error, extras, matches_serial
 
 
 Progress = Callable[[str, str], None]  # (role, message)
@@ -75,15 +78,34 @@ class LiveHosts:
             host.kill()
 
 
+class KeptHosts(contextlib.ExitStack):
+    """Hosts left running after collection (rig run --keep); closing this stops them."""
+
+    def __init__(self):
+        super().__init__()
+        self.hosts: list[QemuHost] = []
+
+    def running(self) -> list[QemuHost]:
+        return [h for h in self.hosts if not h.wait_exit(0)]
+
+
 def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
          progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0,
-         live: LiveHosts | None = None) -> KernelBoot:
+         live: LiveHosts | None = None, collect_via: str = "auto",
+         after: Callable[[QemuHost, KernelBoot], None] | None = None,
+         keep: KeptHosts | None = None) -> KernelBoot:
+    """Boot, collect (SSH when dom0 offers it, else or also the serial console), read QEMU's
+    final PCI state, then power off, or call `after` (a shell), or leave the host running
+    in `keep` (closed by the caller) once everything is collected."""
     run_dir.mkdir(parents=True, exist_ok=True)
     result = KernelBoot(role, kernel, run_dir, bplan)
     transcript = console.Transcript()
     started = time.monotonic()
+    entered: dict[str, float] = {}
+    scale = bplan.timeout_scale * timeout_scale
 
     def on_stage(stage: str) -> None:
+        entered[stage] = time.monotonic()
         result.stage_reached = stage
         progress(role, f"stage {stage} ({time.monotonic() - started:.1f} s)")
         if stage == "xen":
@@ -91,28 +113,88 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             result.firmware_pci = host.query_pci()
             _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
 
+    stack = contextlib.ExitStack()
     try:
-        with QemuHost(bplan, run_dir) as host, _registered(live, host):
-            host.console.logfile_read = transcript
-            progress(role, f"QEMU started (pid {host.pid})")
-            console.watch(host.console, transcript, timeout_scale=bplan.timeout_scale * timeout_scale,
-                          on_stage=on_stage, timings=result.timings,
-                          extra_seconds=bplan.firmware.extra_seconds)
-            result.collected = collect.gather(host.console, transcript)
-            result.final_pci = host.query_pci()
-            _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
+        host = stack.enter_context(QemuHost(bplan, run_dir))
+        stack.enter_context(_registered(live, host))
+        host.console.logfile_read = transcript
+        progress(role, f"QEMU started (pid {host.pid})")
+        watch = dict(timeout_scale=scale, on_stage=on_stage, timings=result.timings,
+                     extra_seconds=bplan.firmware.extra_seconds)
+        console.watch(host.console, transcript, until="userspace", **watch)
+        ready_limit = (console.STAGE_TIMEOUTS["collected"]
+                       + bplan.firmware.extra_seconds.get("collected", 0.0)) * scale
+        console.expect_marker(host.console, transcript, console.READY_MARKER, "userspace",
+                              "the agent's READY", ready_limit)
+        via_ssh = None
+        if collect_via != "serial" and bplan.network != "none":
+            via_ssh = _collect_over_ssh(host, transcript, result, run_dir, scale)
+            if via_ssh is None:
+                progress(role, f"ssh: {result.ssh['error']}; collecting over the serial console")
+        if via_ssh is None or collect_via == "both":
+            host.console.sendline("collect")
+            console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
+            serial = collect.gather(host.console, transcript)
+            if via_ssh is not None:
+                collect.save(serial, run_dir / "via-serial")
+                result.ssh["matches_serial"] = serial.sections == via_ssh.sections
+        else:
+            host.console.sendline("collected ssh")
+            console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
+        result.collected, result.collected_via = (via_ssh, "ssh") if via_ssh else (serial, "serial")
+        collect.save(result.collected, run_dir)
+        result.final_pci = host.query_pci()
+        _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
+        if keep is not None:
+            host.console.sendline("keep")
+            console.expect_marker(host.console, transcript, "@@RIG-OK", "collected", "the agent's OK", 60 * scale)
+            keep.push(stack.pop_all())  # the caller closes the host when the user is done
+            keep.hosts.append(host)
+        elif after is not None:
+            after(host, result)
+        else:
             host.console.sendline("poweroff")
             if not host.wait_exit(POWEROFF_TIMEOUT):
                 log.info("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
-        collect.save(result.collected, run_dir)
     except BootError as exc:
         result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
     except (CollectError, LaunchError) as exc:
         result.failure, result.error = type(exc).__name__, str(exc)
     finally:
+        stack.close()
         result.timings["total"] = round(time.monotonic() - started, 2)
         result.serial = transcript.text
     return result
+
+
+def _collect_over_ssh(host: QemuHost, transcript: console.Transcript, result: KernelBoot, run_dir: Path,
+                      scale: float) -> collect.Collected | None:
+    """The sections (and the extras) over SSH, or None with result.ssh["error"] saying why."""
+    offer, why = ssh_mod.parse_offer(transcript.text)
+    result.ssh = {"offered": offer is not None, "port": host.ssh_port,
+                  "host_key": offer.fingerprint if offer else None, "error": None}
+    try:
+        if offer is None:
+            raise ssh_mod.SshError(why)
+        files = ssh_mod.SshFiles(run_dir / "ssh")
+        key = files.new_client_key()
+        # The console carries the client key in: it is the wire the rig already trusts.
+        host.console.sendline(f"authorize {key.get_base64()}")
+        console.expect_marker(host.console, transcript, r"@@RIG-OK", "userspace", "the agent's OK", 60 * scale)
+        files.pin(offer, host.ssh_port)
+        client = ssh_mod.connect(host.ssh_port, key, files.known_hosts, timeout=30 * scale)
+        try:
+            sections, extras = ssh_mod.collect(client, collect.REQUIRED)
+        finally:
+            client.close()
+    except ssh_mod.SshError as exc:
+        result.ssh["error"] = str(exc)
+        return None
+    for name, (filename, _) in ssh_mod.EXTRAS.items():
+        if extras.get(name):
+            (run_dir / filename).write_text(extras[name])
+    result.ssh["extras"] = sorted(ssh_mod.EXTRAS[n][0] for n, text in extras.items() if text)
+    return collect.Collected(sections)
 
 
 @contextlib.contextmanager
@@ -131,4 +213,4 @@ def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-__all__ = ["KernelBoot", "LiveHosts", "boot"]
+__all__ = ["KeptHosts", "KernelBoot", "LiveHosts", "boot"]

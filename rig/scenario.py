@@ -47,6 +47,9 @@ class Host(_Strict):
     pci_hole64_size: Size | None = None  # size of the 64-bit PCI window the machine reserves
     cpus: int = Field(default=2, ge=1, le=64)
     iommu: Literal["intel", "none"] = "intel"
+    # "user": dom0 gets a NIC on QEMU's isolated user-mode network and the rig reaches its
+    # SSH server through a forward on 127.0.0.1; "none": no NIC, the serial console only.
+    network: Literal["user", "none"] = "user"
     qemu_args: list[str] = []
     pci: list[PciDevice] = []
 

@@ -6,16 +6,18 @@ Usable without the CLI (and, later, from the pytest plugin).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from . import initramfs, matrix, platform, report, runner
+from . import bundle, initramfs, matrix, platform, report, runner
 from . import plan as plan_mod
-from .artefacts import DEBIAN_KERNELS, Artefact, Cache
+from .artefacts import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from .checks import verdict as verdict_mod
 from .errors import (
     EXIT_ERROR,
@@ -44,6 +46,12 @@ class Options:
     timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
     retries: int = 0                 # boot again after an error, keeping each failed attempt
     workers: int = 1                 # boots at once
+    collect_via: str = "auto"        # "auto" (SSH, else serial), "serial", "both" (SSH judged, serial compared)
+    keep: runner.KeptHosts | None = None   # leave each host running in here after collection
+    after: Callable | None = None    # run on the live host after collection instead of powering off
+    tools_pins: dict[str, str] | None = None   # exact dom0 tool package versions (a replay)
+    pinned_kernels: dict[str, Artefact] = field(default_factory=dict)  # by name, already verified (a replay)
+    pinned_xen: Artefact | None = None
 
 
 def default_workers() -> int:
@@ -91,18 +99,24 @@ def only_roles(scenario: Scenario, roles: list[str] | None) -> Scenario:
 @dataclass(frozen=True)
 class Artefacts:
     xen: Artefact
-    kernels: dict[str, Artefact]   # by kernel name
-    initramfs: Artefact
+    kernels: dict[str, Artefact]     # by kernel name
+    initramfs: dict[str, Artefact]   # by kernel name: each carries its kernel's NIC modules
+    tools: GuestTools
     xen_efi: Artefact | None = None
 
 
 def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts:
     """Every file the boots need, fetched if allowed, each verified against its sha256."""
     arch = platform.lookup(platform.ARCHES, jobs[0].scenario.host.arch, "architecture")
-    xen = cache.user_xen(options.user_xen) if options.user_xen else cache.xen(arch, fetch=options.fetch)
+    if options.pinned_xen:
+        xen = options.pinned_xen
+    else:
+        xen = cache.user_xen(options.user_xen) if options.user_xen else cache.xen(arch, fetch=options.fetch)
     kernels = {}
     for name in dict.fromkeys(j.kernel for j in jobs):
-        if name in options.user_kernels:
+        if name in options.pinned_kernels:
+            kernels[name] = options.pinned_kernels[name]
+        elif name in options.user_kernels:
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
         else:
             kernels[name] = cache.kernel(name, fetch=options.fetch)
@@ -116,7 +130,14 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts
         for f in (row.code, row.vars):
             if f and not Path(f).is_file():
                 raise ArtefactError(f"{f} not found: install Debian's {row.package} for firmware {firmware!r}")
-    return Artefacts(xen, kernels, initramfs.build(cache), xen_efi)
+    tools = cache.guest_tools(options.tools_pins, fetch=options.fetch)
+    initrds = {}
+    for name in kernels:
+        modules_dir = options.user_modules.get(name) if name in options.user_kernels else \
+            cache.modules_dir(kernels[name])
+        modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
+        initrds[name] = initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
+    return Artefacts(xen, kernels, initrds, tools, xen_efi)
 
 
 def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda r, m: None,
@@ -154,14 +175,15 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
 
     def boot(job: matrix.Job) -> runner.KernelBoot:
         bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen.path,
-                              kernel=art.kernels[job.kernel].path, initrd=art.initramfs.path,
+                              kernel=art.kernels[job.kernel].path, initrd=art.initramfs[job.kernel].path,
                               xen_efi=art.xen_efi.path if art.xen_efi else None)
         say = lambda _role, message: progress(label(job), message)  # noqa: E731
         run_dir = out_dir / job.rel_dir
         failed: list[dict] = []
         for attempt in range(options.retries + 1):
             say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
-            b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live)
+            b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
+                            collect_via=options.collect_via, after=options.after, keep=options.keep)
             say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
             if b.error is None or attempt == options.retries or live.cancelled:
                 break
@@ -188,6 +210,13 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         for i in members:
             results[i] = judge(jobs[i], boots[i], pairs, art, choice.reason, options)
 
+    if options.keep is not None:
+        # Kept hosts outlive this function; QEMU's PDEATHSIG fires when the *thread* that
+        # started it exits, so they are booted here, in the caller's thread, one by one.
+        for i, j in enumerate(jobs):
+            boots[i] = boot(j)
+            judge_host_when_complete(j.host)
+        return _summarise(results, out_dir)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
         futures = {pool.submit(boot, j): i for i, j in enumerate(jobs)}
         try:
@@ -199,6 +228,10 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
             live.cancel()  # kill every QEMU now; workers unwind on EOF and start nothing new
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    return _summarise(results, out_dir)
+
+
+def _summarise(results: list[dict], out_dir: Path) -> list[dict]:
     (out_dir / "summary.json").write_text(json.dumps(
         [{k: r[k] for k in ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release",
                             "verdict", "stage_reached", "error")} for r in results], indent=1) + "\n")
@@ -215,13 +248,18 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
         except CollectError as exc:
             boot.error, boot.failure = str(exc), "CollectError"
     artefacts = {"xen": art.xen.record(), "kernel": art.kernels[job.kernel].record(),
-                 "initramfs": art.initramfs.record()}
+                 "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
     if job.kernel in options.user_modules:
         artefacts["modules"] = str(options.user_modules[job.kernel])
     data = report.result(job.scenario, boot, job.kernel, accel_reason, analysis, checks,
                          verdict_mod.verdict(boot.error, checks), artefacts)
     data["job"] = job.id
     report.write(boot.run_dir, data)
+    bundle.write(boot.run_dir, bundle.make(
+        job.scenario.model_copy(update={"kernels": {job.role: job.kernel}}), job.role, job.kernel,
+        boot.plan.accel.name, boot.run_dir, {**artefacts, **({"xen_efi": art.xen_efi.record()} if art.xen_efi else {})},
+        boot.plan.xen_cmdline, boot.plan.dom0_cmdline,
+        {"timeout_scale": options.timeout_scale, "collect": options.collect_via}))
     return data
 
 

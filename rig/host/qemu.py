@@ -25,7 +25,7 @@ import pexpect.fdpexpect
 from qemu.qmp import QMPClient
 
 from ..errors import LaunchError
-from ..plan import BootPlan
+from ..plan import NETDEV_ID, BootPlan
 from ..topology import PlacedDevice
 from .media import Media, prepare_media
 
@@ -102,6 +102,9 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
     ]
     for dev in plan.arch.iommus[plan.iommu]:  # the IOMMU goes before any PCI device
         argv += ["-device", dev]
+    if plan.network == "user":
+        # restrict=on: dom0 reaches nothing outside; the rig adds its SSH forward at launch.
+        argv += ["-netdev", f"user,id={NETDEV_ID},restrict=on"]
     if plan.pci_hole64_size is not None:
         argv += ["-global", f"{plan.arch.pci_hole64_global}={plan.pci_hole64_size >> 20}M"]
     for pci in plan.pci:
@@ -192,6 +195,7 @@ class QemuHost:
         self._sock: socket.socket | None = None
         self._sockdir: Path | None = None
         self.argv: list[str] = []
+        self.ssh_port: int | None = None   # on 127.0.0.1, when the plan has a network
 
     # -- launch -------------------------------------------------------------------------
     def __enter__(self) -> "QemuHost":
@@ -232,8 +236,26 @@ class QemuHost:
         self._sock.connect(str(console_sock))
         self.console = pexpect.fdpexpect.fdspawn(self._sock, encoding="utf-8", codec_errors="replace",
                                                  maxread=65536, use_poll=True)
+        if self.plan.network == "user":
+            self.ssh_port = self._forward_ssh()
         self._qmp.cmd("cont")
         log.info("QEMU pid %d started: %s", self._proc.pid, self.plan.name)
+
+    FORWARD_ATTEMPTS = 10
+
+    def _forward_ssh(self) -> int:
+        """Forward a free port on 127.0.0.1 (only) to dom0's port 22. The port is picked by
+        binding it, so another process can take it before QEMU does: try again then."""
+        problem = ""
+        for _ in range(self.FORWARD_ATTEMPTS):
+            port = free_port()
+            answer = self._qmp.cmd("human-monitor-command",
+                                   **{"command-line": f"hostfwd_add {NETDEV_ID} tcp:127.0.0.1:{port}-:22"})
+            if not answer.strip():
+                (self.run_dir / "ssh-port").write_text(f"{port}\n")
+                return port
+            problem = answer.strip()
+        raise LaunchError(f"could not forward a port to dom0's SSH server: {problem}")
 
     def _wait_briefly(self) -> None:
         if self._proc:
@@ -311,6 +333,12 @@ class QemuHost:
             self._qmp.cmd("quit", timeout=2.0)
         except Exception:  # QMP may already be gone; the signals below still apply
             pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _shell_quote(arg: str) -> str:

@@ -51,8 +51,24 @@ def test_tcg_cpu_has_svm_and_npt_but_no_xsave_features():
 def test_iommu_precedes_pci_devices_and_none_means_none():
     argv = _argv("bar-clash-64bit.toml", "tcg")
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
-    assert devices == ["intel-iommu,intremap=on,aw-bits=48", "pci-testdev,id=pcitestdev1,bus=pcie.0,addr=0x1,membar=1G"]
-    assert "-device" not in _argv("controls/no-iommu.toml", "tcg")
+    assert devices == ["intel-iommu,intremap=on,aw-bits=48", "pci-testdev,id=pcitestdev1,bus=pcie.0,addr=0x1,membar=1G",
+                       "e1000e,id=rig-nic,bus=pcie.0,addr=0x1e,netdev=rig-net,romfile="]
+    assert not any(a.startswith("intel-iommu") for a in _argv("controls/no-iommu.toml", "tcg"))
+
+
+def test_network_none_means_no_nic_and_no_netdev(tmp_path):
+    s = scenario.load(ROOT / "scenarios" / "bar-clash-64bit.toml")
+    s = s.model_copy(update={"host": s.host.model_copy(update={"network": "none"})})
+    p = plan.make(s, "patched", "tcg", xen=Path("/x"), kernel=Path("/k"), initrd=Path("/i"))
+    argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
+    assert "-netdev" not in argv
+    assert not any(a.startswith("e1000e") for a in argv)
+
+
+def test_user_network_is_restricted_and_forwards_nothing_itself():
+    argv = _argv("bar-clash-64bit.toml", "tcg")
+    assert argv[argv.index("-netdev") + 1] == "user,id=rig-net,restrict=on"  # the SSH forward is added over QMP
+    assert not any("hostfwd" in a for a in argv)
 
 
 def test_multiboot_modules_escape_commas(tmp_path):

@@ -95,4 +95,4 @@ def test_library_topologies_build(name):
     p = plan.make(s.variant(*s.variants()[0]), "unpatched", "tcg", xen=Path("/x"), kernel=Path("/k"),
                   initrd=Path("/i"))
     argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
-    assert argv.count("-device") == len(s.host.pci) + 1  # + the IOMMU
+    assert argv.count("-device") == len(s.host.pci) + 2  # + the IOMMU + dom0's NIC

@@ -220,8 +220,8 @@ def cmd_ssh(args) -> int:
     try:
         client = ssh_mod.connect(files.port(), files.client_key(), files.known_hosts, timeout=args.timeout)
     except ssh_mod.SshError as exc:
-        if "refused" in str(exc) and "Connection" in str(exc) or "Errno 111" in str(exc):
-            raise ssh_mod.SshError(f"{exc} (is the host still up? only `rig run --keep` leaves it running)") from None
+        if str(exc).startswith("nothing answers"):
+            raise ssh_mod.SshError(f"{exc}: is the host still up? only `rig run --keep` leaves it running") from None
         raise
     try:
         return ssh_mod.interactive(client, shlex.join(command) if command else None)

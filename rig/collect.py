@@ -92,6 +92,7 @@ ARTEFACT_FILES = {"dmesg": "dmesg.txt", "iomem": "iomem.txt", "e820": "e820.txt"
 
 
 def save(collected: Collected, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
     for name, filename in ARTEFACT_FILES.items():
         if name in collected.sections:
             (run_dir / filename).write_text(collected.sections[name])

@@ -130,6 +130,9 @@ def connect(port: int, client_key: paramiko.PKey, known_hosts: Path, timeout: fl
         client.close()
         raise SshError(f"dom0 at {HOST}:{port} presented host key {fingerprint(exc.key.get_base64())}, "
                        f"not the pinned {fingerprint(exc.expected_key.get_base64())}: refused") from None
+    except paramiko.ssh_exception.NoValidConnectionsError:
+        client.close()
+        raise SshError(f"nothing answers on {HOST}:{port}") from None
     except (paramiko.SSHException, OSError) as exc:
         client.close()
         raise SshError(f"ssh to dom0 at {HOST}:{port} failed: {exc}") from None

@@ -57,4 +57,5 @@ def processes_mentioning(text: str) -> list[int]:
 @pytest.fixture(scope="session")
 def default_ab(tmp_path_factory) -> RigRun:
     """One A/B run of the default scenario, shared by every test that reads it."""
-    return run_scenario("bar-clash-64bit", tmp_path_factory.mktemp("ab") / "run", *RETRY)
+    # --collect both: judged on what came over SSH, with the console's copy kept to compare.
+    return run_scenario("bar-clash-64bit", tmp_path_factory.mktemp("ab") / "run", *RETRY, "--collect", "both")

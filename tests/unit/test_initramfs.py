@@ -1,0 +1,82 @@
+"""What goes into dom0's initramfs: ELF library closures and kernel modules in load order."""
+
+import lzma
+
+import pytest
+
+from rig import initramfs
+from rig.errors import ArtefactError
+
+LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64")
+
+DEP = """kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz: kernel/drivers/ptp/ptp.ko.xz kernel/drivers/pps/pps_core.ko.xz
+kernel/drivers/ptp/ptp.ko.xz: kernel/drivers/pps/pps_core.ko.xz
+kernel/drivers/pps/pps_core.ko.xz:
+kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko kernel/drivers/net/net_failover.ko
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/net/core/failover.ko:
+"""
+
+
+def test_modules_load_after_their_dependencies():
+    order, missing = initramfs.load_order(initramfs.parse_modules_dep(DEP), ("e1000e", "virtio-net", "nvme"))
+    assert order == ["kernel/drivers/pps/pps_core.ko.xz", "kernel/drivers/ptp/ptp.ko.xz",
+                     "kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz",
+                     "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
+                     "kernel/drivers/net/virtio_net.ko"]
+    assert missing == ["nvme"]
+
+
+def test_module_names_drop_compression_and_dashes():
+    assert initramfs.module_name("kernel/x/snd-hda-intel.ko.zst") == "snd_hda_intel"
+    assert initramfs.module_name("a/e1000e.ko") == "e1000e"
+
+
+def test_library_closure_of_a_dynamic_binary_on_this_machine():
+    """/bin/ls of this Debian machine as the 'package tree': libc and the loader must come along."""
+    from pathlib import Path
+    files = initramfs.library_closure(Path("/"), ["usr/bin/ls"], LIB_DIRS)
+    names = {p.rsplit("/", 1)[-1] for p in files}
+    assert {"ls", "libc.so.6", "ld-linux-x86-64.so.2", "libselinux.so.1"} <= names
+    assert all(src.is_file() and not src.is_symlink() for src in files.values())
+
+
+def test_symlinks_resolve_inside_the_tree_not_on_this_machine(tmp_path):
+    root = tmp_path / "root"
+    (root / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
+    (root / "lib" / "x86_64-linux-gnu" / "libz.so.1.2.13").write_bytes(b"tree's own")
+    (root / "lib" / "x86_64-linux-gnu" / "libz.so.1").symlink_to("libz.so.1.2.13")
+    (root / "lib64").mkdir()
+    (root / "lib64" / "abs").symlink_to("/lib/x86_64-linux-gnu/libz.so.1")  # absolute: read inside root
+    assert initramfs.resolve_in_root(root, "/lib64/abs").read_bytes() == b"tree's own"
+    (root / "lib64" / "escape").symlink_to("../../../../../../etc/passwd")
+    assert initramfs.resolve_in_root(root, "lib64/escape") is None
+
+
+def test_a_missing_library_names_the_binary_and_the_soname(tmp_path):
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "ls").write_bytes(open("/usr/bin/ls", "rb").read())
+    with pytest.raises(ArtefactError, match=r"usr/bin/ls needs lib\S+, which no package"):
+        initramfs.library_closure(root, ["usr/bin/ls"], LIB_DIRS)
+
+
+def test_modules_are_stored_uncompressed_in_load_order(tmp_path):
+    import gzip
+    import subprocess
+    mods = tmp_path / "lib" / "modules" / "6.12.0-test"
+    for rel in ("kernel/drivers/pps/pps_core.ko.xz", "kernel/drivers/ptp/ptp.ko.xz",
+                "kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz"):
+        (mods / rel).parent.mkdir(parents=True, exist_ok=True)
+        (mods / rel).write_bytes(lzma.compress(f"module {rel}".encode()))
+    from rig.artefacts import Cache
+    art = initramfs.build(Cache(tmp_path / "cache"), None, initramfs.KernelModules(mods, DEP), ("e1000e",))
+    cpio = gzip.decompress(art.path.read_bytes())
+    order = subprocess.run(["cpio", "-i", "--quiet", "--to-stdout", initramfs.MODULE_LIST], input=cpio,
+                           capture_output=True, check=True).stdout.decode().split()
+    assert order == ["kernel/drivers/pps/pps_core.ko", "kernel/drivers/ptp/ptp.ko",
+                     "kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko"]
+    body = subprocess.run(["cpio", "-i", "--quiet", "--to-stdout", f"lib/modules/6.12.0-test/{order[2]}"],
+                          input=cpio, capture_output=True, check=True).stdout
+    assert body == b"module kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz"
+    assert "modules=6.12.0-test:pps_core,ptp,e1000e" in art.version

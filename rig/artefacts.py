@@ -309,8 +309,14 @@ class Cache:
         return self._artefact(kind, name, manifest).verify()
 
     # -- Xen ------------------------------------------------------------------------------
-    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False) -> Artefact:
-        return self._get("xen", arch.xen_package, f"Xen ({arch.xen_package})", lambda: self._fetch_xen(arch),
+    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:
+        """The hypervisor: as first fetched, or (a replay) exactly `version`, kept as xen/<package>@<version>."""
+        current = None if refresh else self._load("xen", arch.xen_package)
+        if version is None or (current and current["version"] == version):
+            return self._get("xen", arch.xen_package, f"Xen ({arch.xen_package})", lambda: self._fetch_xen(arch),
+                             fetch=fetch, refresh=refresh)
+        pinned = f"{arch.xen_package}@{version}"
+        return self._get("xen", pinned, f"Xen {pinned}", lambda: self._fetch_xen(arch, version, pinned),
                          fetch=fetch, refresh=refresh)
 
     def xen_efi(self, arch: Arch, *, fetch: bool = True) -> Artefact:
@@ -323,11 +329,11 @@ class Cache:
         return Artefact("xen.efi", self.root / "xen" / arch.xen_package / rel, manifest["files"][rel],
                         manifest["source"], manifest["version"]).verify()
 
-    def _fetch_xen(self, arch: Arch) -> dict:
+    def _fetch_xen(self, arch: Arch, version: str | None = None, entry: str | None = None) -> dict:
         apt = self._apt()
         apt.update()
         package = arch.xen_package
-        version = newest(apt.versions(package), {s.format(codename=CODENAME)
+        version = version or newest(apt.versions(package), {s.format(codename=CODENAME)
                                                  for s in ("{codename}", "{codename}-updates", "{codename}-security")})
         if version is None:
             raise ArtefactError(f"{package} is not available from the configured {CODENAME} mirror")
@@ -345,7 +351,7 @@ class Cache:
                     shutil.copyfileobj(src, dst)
                 return out.name
 
-            return self._install("xen", package, deb, f"debian:{package}={version}", version, gunzip_hypervisor)
+            return self._install("xen", entry or package, deb, f"debian:{package}={version}", version, gunzip_hypervisor)
 
     # -- kernels --------------------------------------------------------------------------
     def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:

@@ -147,7 +147,7 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     _check(f"kernel {name}", kernel_rec, kernel, mismatches)
     xen_rec = art["xen"]
     if xen_rec["source"].startswith("debian:"):
-        xen = cache.xen(arch, fetch=fetch)
+        xen = cache.xen(arch, fetch=fetch, version=xen_rec["version"])
     elif Path(xen_rec["path"]).is_file():
         xen = cache.user_xen(Path(xen_rec["path"]))
     else:

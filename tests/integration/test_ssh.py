@@ -164,3 +164,48 @@ def test_replay_refuses_a_hash_mismatch_before_booting(default_ab, tmp_path):
     assert "kernel debian-bpo-6.12: bundle has" in proc.stderr and "--allow-mismatch" in proc.stderr
     assert not (tmp_path / "never").exists()
     assert time.monotonic() - started < 60  # refused before any boot
+
+
+def test_a_taken_port_is_skipped_when_forwarding_ssh(tmp_path, monkeypatch):
+    """Another process takes the port between the rig's probe and QEMU's bind: the rig asks
+    QEMU for the next one instead of failing the launch."""
+    import socket
+
+    from rig import plan, platform, scenario
+    from rig.artefacts import Cache
+    from rig.host import qemu
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1], qemu.free_port()])
+    monkeypatch.setattr(qemu, "free_port", lambda: next(ports))
+    cache = Cache()
+    s = scenario.load(SCENARIOS / "bar-clash-64bit.toml")
+    p = plan.make(s, "unpatched", "tcg", xen=cache.xen(platform.ARCHES["x86_64"], fetch=False).path,
+                  kernel=cache.kernel("debian-6.1", fetch=False).path, initrd=Path("/dev/null"))
+    try:
+        with qemu.QemuHost(p, tmp_path) as host:
+            assert host.ssh_port not in (None, taken.getsockname()[1])
+            assert (tmp_path / "ssh-port").read_text().strip() == str(host.ssh_port)
+    finally:
+        taken.close()
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_without_a_nic_driver_the_console_collects_and_the_ssh_failure_is_reported(tmp_path):
+    """e1000e's init blacklisted in dom0: no interface, so no SSH. The run must still be
+    judged (over the console) and say why SSH was not used."""
+    text = (SCENARIOS / "bar-clash-64bit.toml").read_text()
+    text = text.replace("[xen]", '[xen]\ndom0_cmdline = "initcall_blacklist=e1000_init_module"', 1)
+    assert "initcall_blacklist=e1000_init_module" in text
+    path = tmp_path / "no-nic-driver.toml"
+    path.write_text(text)
+    out = tmp_path / "run"
+    proc = rig("run", str(path), "--only", "unpatched", "--out", str(out), *RETRY)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((out / "unpatched" / "result.json").read_text())
+    assert r["verdict"] == "pass" and r["collected_via"] == "serial"
+    assert r["ssh"]["offered"] is False and "no network interface" in r["ssh"]["error"]
+    assert "collecting over the serial console" in proc.stderr
+    assert not (out / "unpatched" / "lspci-vvv.txt").exists()

@@ -15,6 +15,7 @@ import os
 import re
 import select
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,7 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tupl
 
 
 # Beyond the serial sections (which dom0 keeps in /run/rig/): what only a fast channel carries.
+# name -> (file in the run directory, shell command in dom0)
 EXTRAS = {
     # stderr dropped: without modules.*.bin (megabytes) libkmod only complains; drivers come from sysfs.
     "lspci": ("lspci-vvv.txt", "lspci -vvv -nn 2>/dev/null"),
@@ -160,20 +162,29 @@ EXTRAS = {
 }
 
 
+def _tar(client: paramiko.SSHClient, command: str) -> dict[str, str]:
+    """Files that `command` writes to stdout as a tar archive: one round trip for many files
+    (each exec costs a fork in dom0, slow under TCG)."""
+    status, data = run(client, command)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            return {m.name.removeprefix("./"): tar.extractfile(m).read().decode(errors="replace")
+                    for m in tar.getmembers() if m.isfile()}
+    except tarfile.TarError:
+        raise SshError(f"dom0 answered {command!r} with no tar archive (exit {status}): "
+                       f"{data[:200].decode(errors='replace').strip()}") from None
+
+
 def collect(client: paramiko.SSHClient, sections: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
     """(the agent's sections, {extra name: text}) read over SSH. A missing section is an
-    SshError; a failing extra is kept as its error text (kernel-config is often absent)."""
-    found = {}
-    for name in sections:
-        status, data = run(client, f"cat /run/rig/{name}")
-        if status != 0:
-            raise SshError(f"dom0 has no /run/rig/{name}: {data.decode(errors='replace').strip()}")
-        found[name] = data.decode(errors="replace")
-    extras = {}
-    for name, (_, command) in EXTRAS.items():
-        status, data = run(client, command)
-        extras[name] = data.decode(errors="replace") if status == 0 else ""
-    return found, extras
+    SshError; an extra whose command fails (kernel-config is often absent) is empty."""
+    found = _tar(client, f"cd /run/rig && tar -cf - {' '.join(sections)}")
+    missing = [n for n in sections if n not in found]
+    if missing:
+        raise SshError(f"dom0 has no /run/rig/{missing[0]}")
+    script = "; ".join(f"({command}) > {name} || : > {name}" for name, (_, command) in EXTRAS.items())
+    extras = _tar(client, f"mkdir -p /tmp/rig-extras && cd /tmp/rig-extras && {{ {script}; }} && tar -cf - *")
+    return {n: found[n] for n in sections}, {n: extras.get(n, "") for n in EXTRAS}
 
 
 def interactive(client: paramiko.SSHClient, command: str | None = None) -> int:

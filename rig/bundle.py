@@ -137,6 +137,13 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     name = data["kernel"]
     if kernel_rec["source"].startswith("debian:"):
         kernel = cache.kernel(name, fetch=fetch, version=kernel_rec["version"])
+    elif kernel_rec["source"].startswith("built:") and name.removeprefix("built:") in scenario.builds:
+        # Declared in the scenario: rebuild it here (reproducible, or the hash check below says so).
+        from . import kernel_build
+        b = scenario.builds[name.removeprefix("built:")]
+        kernel = kernel_build.build(kernel_build.BuildRequest(
+            name.removeprefix("built:"), b.source, tuple(Path(p) for p in b.patches),
+            tuple(Path(f) for f in b.fragments), Path(b.config) if b.config else None), cache)
     elif user_kernels and name in user_kernels:
         kernel = cache.user_kernel(name, user_kernels[name])
     elif Path(kernel_rec["path"]).is_file():

@@ -21,6 +21,7 @@ from rich.table import Table
 from . import (
     __version__,
     bundle,
+    kernel_build,
     runner,
     compare,
     html_report,
@@ -327,9 +328,27 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def cmd_kernel_build(args) -> int:
+    request = kernel_build.BuildRequest(
+        kernel_build.check_name(args.name), args.source, tuple(args.patch), tuple(args.config_fragment),
+        args.config, args.jobs or (os.cpu_count() or 2))
+    art = kernel_build.build(request, Cache(), lambda msg: _progress("build", msg))
+    print(f"{art.name} {art.version} {art.path}")
+    return 0
+
+
+def cmd_kernel_list(args) -> int:
+    cache = Cache()
+    for name in sorted(kernel_build.known_names(cache)):
+        art = kernel_build.lookup(cache, name)
+        print(f"{name} {art.version} {art.source} {art.path}")
+    return 0
+
+
 def cmd_validate(args) -> int:
     for path in args.scenarios:
-        scenario_mod.load(path, set(DEBIAN_KERNELS) | set(_pairs(args.kernel, "--kernel")))
+        scenario_mod.load(path, set(DEBIAN_KERNELS) | set(_pairs(args.kernel, "--kernel"))
+                          | kernel_build.known_names(Cache()))
         print(f"{path}: ok")
     return 0
 
@@ -423,6 +442,22 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")
     fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
     fetch.set_defaults(func=cmd_fetch)
+
+    kernel = sub.add_parser("kernel", help="dom0 kernels built from source")
+    ksub = kernel.add_subparsers(dest="kernel_command", required=True)
+    kbuild = ksub.add_parser("build", help="build a PVH dom0 kernel, usable as built:NAME in scenarios")
+    kbuild.add_argument("name")
+    kbuild.add_argument("--source", required=True,
+                        help=f"{' | '.join(kernel_build.DEBIAN_SOURCES)} | a source tree | a tarball")
+    kbuild.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE|DIR",
+                        help="a patch, or a directory of them (its `series` order); repeatable, applied in order")
+    kbuild.add_argument("--config-fragment", action="append", default=[], type=Path, metavar="FILE",
+                        help="Kconfig fragment(s) merged on the base (default: guests/kernel/pvh-dom0.config)")
+    kbuild.add_argument("--config", type=Path, metavar="FILE", help="a base .config instead of tinyconfig")
+    kbuild.add_argument("--jobs", type=int, default=0, help="make -j (default: cores)")
+    kbuild.set_defaults(func=cmd_kernel_build)
+    klist = ksub.add_parser("list", help="kernels built so far")
+    klist.set_defaults(func=cmd_kernel_list)
 
     validate = sub.add_parser("validate", help="check scenario files without booting anything")
     validate.add_argument("scenarios", nargs="+", type=Path)

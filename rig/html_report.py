@@ -102,6 +102,8 @@ def render(paths: list[Path]) -> str:
             if r["error"]:
                 body.append(f"<p class=error>{html.escape(r['error'])}</p>")
             else:
+                if r.get("outcome"):
+                    body.append(f"<p class=outcome>{html.escape(r['outcome']['summary'])}</p>")
                 body.append(_svg(title, lanes[run_dir], axis))
             for m in r["relocations"]:
                 body.append(f"<p>{html.escape(m['device'])} {html.escape(m['resource'])}: {html.escape(m['cause'])}</p>")
@@ -114,7 +116,7 @@ def render(paths: list[Path]) -> str:
 
 
 SUMMARY_KEYS = ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release", "verdict",
-                "stage_reached", "error", "relocations", "xen_scratch", "balloon", "checks", "timings", "run_dir")
+                "stage_reached", "error", "relocations", "xen_scratch", "balloon", "outcome", "checks", "timings", "run_dir")
 
 
 def write(paths: list[Path], out_dir: Path) -> Path:

@@ -18,6 +18,23 @@ def _pair(r):
     return list(r) if r is not None else None
 
 
+OUTCOMES = {
+    # (UNUSABLE converted, Xen scratch in holes) -> what the kernel did, in words
+    (False, True): "UNUSABLE kept, Xen scratch in holes (no balloon fix)",
+    (True, True): "UNUSABLE converted, but Xen scratch still in holes (balloon fix without unpopulated-alloc use)",
+    (True, False): "UNUSABLE converted, no Xen scratch in holes (balloon fix complete)",
+    (False, False): "UNUSABLE kept, no Xen scratch in holes",
+}
+
+
+def outcome(converted_pages: int, scratch: list, relocations: list) -> dict:
+    """The three states same-base builds must tell apart, plus the BAR effect (pure)."""
+    converted, in_holes = converted_pages > 0, bool(scratch)
+    return {"unusable_converted": converted, "xen_scratch_in_holes": in_holes, "relocated": len(relocations),
+            "summary": OUTCOMES[(converted, in_holes)] + (f"; {len(relocations)} BAR/window(s) moved"
+                                                           if relocations else "; nothing moved")}
+
+
 def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason: str,
            analysis: Analysis | None, checks: list[Check], verdict: str, artefacts: dict) -> dict:
     xen_log = xen_parse.parse(boot.serial) if boot.serial else None
@@ -44,6 +61,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "converted_to_ram": [list(r) for r in (a.converted if a else [])],
         "expected_conversion": [list(r) for r in (a.expected_conversion if a else [])],
         "balloon": a.balloon if a else None,
+        "outcome": outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
         "xen_map_source": a.xen_map_source if a else None,
         "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
@@ -85,6 +103,7 @@ def _row(r: dict) -> dict[str, str]:
             "verdict": r["verdict"], "stage": r["stage_reached"], "moved": moved or "none",
             "Xen scratch": _hex([tuple(x) for x in r["xen_scratch"]]),
             "converted pages": str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
+            "outcome": (r.get("outcome") or {}).get("summary", "-"),
             "wall s": f"{r['timings'].get('total', 0):.1f}",
             "why": why + (f" (after {len(r['failed_attempts'])} failed boot(s): "
                           f"{r['failed_attempts'][0]['error']})" if r.get("failed_attempts") else "")}

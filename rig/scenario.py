@@ -90,6 +90,16 @@ class Expect(_Expectations):
         return Expect(**values)
 
 
+class KernelBuild(_Strict):
+    """A kernel the rig builds from source (rig/kernel_build.py), named "built:NAME" in [kernels].
+    Paths are relative to the scenario file."""
+
+    source: str                     # "debian-6.1", a source tree or a tarball
+    patches: list[str] = []         # patch files or series directories, applied in order
+    fragments: list[str] = []       # config fragments (default: guests/kernel/pvh-dom0.config)
+    config: str | None = None       # a base .config instead of tinyconfig
+
+
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -97,6 +107,7 @@ class Scenario(_Strict):
     # [host] firmware may also be a list; handled by variants()
     xen: Xen = Xen()
     kernels: dict[str, str] = Field(min_length=1)
+    builds: dict[str, KernelBuild] = {}
     expect: dict[str, Expect] = {}
 
     def variants(self) -> list[tuple[str, int]]:
@@ -197,10 +208,37 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
         topology.resolve(list(scenario.host.pci), platform.ARCHES[scenario.host.arch].pci_root_bus)
     except topology.TopologyError as exc:
         raise ScenarioError(path, exc.key, exc.problem) from None
+    scenario = _resolve_builds(scenario, path)
     if known_kernels is not None:
+        known_kernels = known_kernels | {f"built:{n}" for n in scenario.builds}
         for role, name in scenario.kernels.items():
             if name not in known_kernels:
                 raise ScenarioError(path, f"kernels.{role}",
                                     f"unknown kernel {name!r} (known: {', '.join(sorted(known_kernels))}; "
                                     "or pass --kernel NAME=PATH)")
     return scenario
+
+
+def _resolve_builds(scenario: Scenario, path: Path) -> Scenario:
+    """[builds.NAME] paths made absolute (relative to the scenario file) and checked."""
+    if not scenario.builds:
+        return scenario
+    base = path.resolve().parent
+    builds = {}
+    for name, b in scenario.builds.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+            raise ScenarioError(path, f"builds.{name}", "a build name is letters, digits, '.', '_', '+' or '-'")
+
+        def absolute(value: str, key: str) -> str:
+            p = (base / value).resolve()
+            if not p.exists():
+                raise ScenarioError(path, key, f"{value!r}: no such file or directory")
+            return str(p)
+
+        source = b.source if b.source.startswith("debian-") else absolute(b.source, f"builds.{name}.source")
+        builds[name] = b.model_copy(update={
+            "source": source,
+            "patches": [absolute(v, f"builds.{name}.patches.{i}") for i, v in enumerate(b.patches)],
+            "fragments": [absolute(v, f"builds.{name}.fragments.{i}") for i, v in enumerate(b.fragments)],
+            "config": absolute(b.config, f"builds.{name}.config") if b.config else None})
+    return scenario.model_copy(update={"builds": builds})

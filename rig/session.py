@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bundle, initramfs, matrix, platform, report, runner
+from . import bundle, initramfs, kernel_build, matrix, platform, report, runner
 from . import plan as plan_mod
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from .checks import verdict as verdict_mod
@@ -60,8 +60,8 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-def known_kernels(options: Options) -> set[str]:
-    return set(DEBIAN_KERNELS) | set(options.user_kernels)
+def known_kernels(options: Options, cache: Cache | None = None) -> set[str]:
+    return set(DEBIAN_KERNELS) | set(options.user_kernels) | kernel_build.known_names(cache or Cache())
 
 
 def new_out_dir(name: str, base: Path = Path("runs")) -> Path:
@@ -105,7 +105,28 @@ class Artefacts:
     xen_efi: Artefact | None = None
 
 
-def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts:
+def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Cache,
+                  progress: runner.Progress) -> Artefact:
+    """A "built:NAME" kernel: built (or found identical in the cache) from the scenario's
+    [builds.NAME], else the last `rig kernel build NAME`."""
+    short = name.removeprefix(kernel_build.PREFIX)
+    declared = next((j.scenario.builds[short] for j in jobs if short in j.scenario.builds), None)
+    if declared is None:
+        found = kernel_build.lookup(cache, name)
+        if found is None:
+            raise ArtefactError(f"kernel {name!r} has not been built here: run `rig kernel build {short} "
+                                "--source ...` or declare [builds." + short + "] in the scenario")
+        return found
+    request = kernel_build.BuildRequest(short, declared.source, tuple(Path(p) for p in declared.patches),
+                                        tuple(Path(f) for f in declared.fragments),
+                                        Path(declared.config) if declared.config else None)
+    if not options.fetch and kernel_build.lookup(cache, name) is None and declared.source.startswith("debian-"):
+        raise ArtefactError(f"kernel {name!r} is not built and --no-fetch forbids fetching its source")
+    return kernel_build.build(request, cache, lambda msg: progress("build", msg))
+
+
+def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
+            progress: runner.Progress = lambda r, m: None) -> Artefacts:
     """Every file the boots need, fetched if allowed, each verified against its sha256."""
     arch = platform.lookup(platform.ARCHES, jobs[0].scenario.host.arch, "architecture")
     if options.pinned_xen:
@@ -116,6 +137,8 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache) -> Artefacts
     for name in dict.fromkeys(j.kernel for j in jobs):
         if name in options.pinned_kernels:
             kernels[name] = options.pinned_kernels[name]
+        elif name.startswith(kernel_build.PREFIX):
+            kernels[name] = _built_kernel(name, jobs, options, cache, progress)
         elif name in options.user_kernels:
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
         else:
@@ -168,7 +191,7 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     cache = cache or Cache()
     choice = platform.detect_accel(options.accel)
     progress("rig", choice.reason)
-    art = resolve(jobs, options, cache)
+    art = resolve(jobs, options, cache, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in {j.scenario.name: j.scenario for j in jobs}.values():
         (out_dir / f"{s.name}.scenario.json").write_text(s.model_dump_json(indent=1) + "\n")

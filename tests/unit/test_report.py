@@ -22,3 +22,14 @@ def test_junit_cases_failures_and_errors(tmp_path):
                      "s[debian-6.1-512M-ovmf]::boot"]
     (err,) = root.iter("error")
     assert err.get("message") == "hang at stage dom0"
+
+
+def test_outcome_tells_the_three_same_base_states_apart():
+    from rig.report import outcome
+    base = outcome(0, [(0x100000000, 0x107FFFFFF)], [{"device": "0000:00:01.0"}])
+    only_balloon = outcome(393087, [(0x100000000, 0x107FFFFFF)], [])
+    fixed = outcome(393087, [], [])
+    assert (base["unusable_converted"], base["xen_scratch_in_holes"], base["relocated"]) == (False, True, 1)
+    assert (only_balloon["unusable_converted"], only_balloon["xen_scratch_in_holes"]) == (True, True)
+    assert (fixed["unusable_converted"], fixed["xen_scratch_in_holes"], fixed["relocated"]) == (True, False, 0)
+    assert len({base["summary"], only_balloon["summary"], fixed["summary"]}) == 3

@@ -1,0 +1,117 @@
+"""Kernel builds from source: fragment verification, patch errors, series order, cache keys."""
+
+import subprocess
+
+import pytest
+
+from rig import kernel_build as kb
+from rig import scenario
+from rig.errors import InputError, ScenarioError
+from tests.conftest import DATA
+
+ROOT = DATA.parent.parent
+SERIES = ROOT / "guests" / "patches" / "6.1-pvh-balloon"
+
+
+def test_fragment_options_missing_from_the_final_config_are_named():
+    fragment = kb.parse_config("CONFIG_XEN=y\nCONFIG_XEN_UNPOPULATED_ALLOC=y\n# CONFIG_MODULES is not set\n"
+                               "CONFIG_CMDLINE=\"console=hvc0\"\n")
+    final = "CONFIG_XEN=y\n# CONFIG_XEN_UNPOPULATED_ALLOC is not set\nCONFIG_CMDLINE=\"console=hvc0\"\n"
+    assert kb.unmet_options(fragment, final) == [("CONFIG_XEN_UNPOPULATED_ALLOC", "y", "n")]
+    assert kb.unmet_options(fragment, final + "CONFIG_XEN_UNPOPULATED_ALLOC=y\n") == []
+    assert kb.unmet_options({"CONFIG_ZONE_DEVICE": "y"}, "") == [("CONFIG_ZONE_DEVICE", "y", "n")]
+
+
+def test_the_rigs_fragment_parses_and_asks_for_the_pvh_dom0_essentials():
+    wanted = kb.parse_config(kb.DEFAULT_FRAGMENT.read_text())
+    for opt in ("CONFIG_XEN_PVH", "CONFIG_XEN_DOM0", "CONFIG_XEN_UNPOPULATED_ALLOC", "CONFIG_E1000E",
+                "CONFIG_FIRMWARE_MEMMAP", "CONFIG_HVC_XEN", "CONFIG_BLK_DEV_INITRD"):
+        assert wanted[opt] == "y", opt
+
+
+def _tree(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "drivers").mkdir(parents=True)
+    (tree / "drivers" / "x.c").write_text("one\ntwo\nthree\n")
+    return tree
+
+
+def _patch(tmp_path, name, old, new):
+    p = tmp_path / name
+    p.write_text(f"--- a/drivers/x.c\n+++ b/drivers/x.c\n@@ -1,3 +1,3 @@\n one\n-{old}\n+{new}\n three\n")
+    return p
+
+
+def _apply(tree, patch):
+    proc = subprocess.run(["patch", "-p1", "--forward", "--batch", "--dry-run", "-i", str(patch)], cwd=tree,
+                          capture_output=True, text=True)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_a_failing_hunk_is_named_with_its_patch_and_file(tmp_path):
+    tree = _tree(tmp_path)
+    bad = _patch(tmp_path, "0002-bad.patch", "TWO", "2")
+    rc, out = _apply(tree, bad)
+    assert rc != 0
+    assert kb.patch_failure(bad, out) == f"{bad}: hunk #1 for drivers/x.c does not apply (at line 1)"
+
+
+def test_an_already_applied_patch_and_garbage_are_named(tmp_path):
+    tree = _tree(tmp_path)
+    good = _patch(tmp_path, "0001.patch", "two", "2")
+    assert _apply(tree, good)[0] == 0
+    subprocess.run(["patch", "-p1", "-i", str(good)], cwd=tree, check=True, capture_output=True)
+    rc, out = _apply(tree, good)
+    assert rc != 0 and "already applied to drivers/x.c" in kb.patch_failure(good, out)
+    junk = tmp_path / "junk.patch"
+    junk.write_text("this is not a diff\n")
+    rc, out = _apply(tree, junk)
+    assert rc != 0 and kb.patch_failure(junk, out).startswith(f"{junk}: not a patch")
+
+
+def test_a_series_directory_applies_in_series_order():
+    patches = kb.expand_patches([SERIES])
+    assert [p.name for p in patches] == [
+        "0001-x86-xen-attempt-to-inflate-the-memory-balloon-on-PVH.patch",
+        "0002-xen-x86-add-extra-pages-to-unpopulated-alloc-if-available.patch"]
+    with pytest.raises(InputError, match="no such file or directory"):
+        kb.expand_patches([SERIES / "0003-missing.patch"])
+
+
+def test_backport_headers_name_their_upstream_commits():
+    first, second = kb.expand_patches([SERIES])
+    assert "Upstream-commit: 38620fc4e8934f1801c7811ef39a041914ac4c1d" in first.read_text()
+    assert "Upstream-commit: a6aa4eb994ee9ced905743817c5de8451d26b911" in second.read_text()
+    assert "4c006734898a" in (SERIES / "README.md").read_text()
+
+
+def test_cache_key_changes_with_every_input_and_only_then():
+    base = dict(source_id="debian:linux-source-6.1=6.1.192-2", patches=[b"p1"], fragments=[b"CONFIG_XEN=y\n"],
+                base_config=None, toolchain="gcc 12.2.0")
+    key = kb.cache_key(**base)
+    assert kb.cache_key(**base) == key
+    for change in (dict(source_id="debian:linux-source-6.1=6.1.193-1"), dict(patches=[b"p1", b"p2"]),
+                   dict(patches=[b"p1 "]), dict(fragments=[b"CONFIG_XEN=n\n"]), dict(base_config=b"x"),
+                   dict(toolchain="gcc 13")):
+        assert kb.cache_key(**{**base, **change}) != key, change
+
+
+def test_build_names_are_checked():
+    assert kb.check_name("6.1-balloon") == "6.1-balloon"
+    with pytest.raises(InputError, match="kernel build name"):
+        kb.check_name("../evil")
+
+
+def test_scenario_builds_resolve_relative_to_the_file_and_name_bad_paths(tmp_path):
+    s = scenario.load(ROOT / "scenarios" / "same-base-ab.toml", {"debian-6.1"})
+    assert s.builds["6.1-balloon"].patches == [str(SERIES)]
+    assert s.kernels["patched"] == "built:6.1-balloon"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[builds.k]\nsource = "debian-6.1"\npatches = ["nope.patch"]\n'
+                   '[kernels]\na = "built:k"\n')
+    with pytest.raises(ScenarioError, match=r"bad.toml: builds.k.patches.0: 'nope.patch': no such file"):
+        scenario.load(bad, set())
+    undeclared = tmp_path / "u.toml"
+    undeclared.write_text('name = "u"\n[kernels]\na = "built:nothing"\n')
+    with pytest.raises(ScenarioError, match="kernels.a: unknown kernel 'built:nothing'"):
+        scenario.load(undeclared, set())

@@ -35,6 +35,8 @@ STAGE_TIMEOUTS = {"xen": 60, "dom0": 120, "userspace": 240, "collected": 180}
 FAILURES = {
     "xen-panic": r"\(XEN\)[^\n]*Panic on CPU \d+:",
     "dom0-crash": r"Hardware Dom0 crashed",
+    # Xen reports a dom0 triple fault itself, then resets the machine (QEMU exits: -no-reboot).
+    "dom0-triple-fault": r"\(XEN\)[^\n]*d0v\d+ Triple fault",
     "kernel-panic": r"Kernel panic - not syncing:[^\r\n]*",
 }
 _FAILURE_RES = {name: re.compile(p) for name, p in FAILURES.items()}

@@ -58,7 +58,7 @@ class LaunchError(RigError):
 class BootError(RigError):
     """The guest did not reach the stage we waited for.
 
-    `failure` is one of: xen-panic, dom0-crash, kernel-panic, hang, qemu-exit.
+    `failure` is one of: xen-panic, dom0-crash, dom0-triple-fault, kernel-panic, hang, qemu-exit.
     """
 
     def __init__(self, failure: str, stage: str, detail: str, console_tail: str = ""):

@@ -85,14 +85,32 @@ def from_query_pci_data(data: list[dict]) -> list[PciResource]:
     return out
 
 
+# Linux's resource indices with CONFIG_PCI_IOV (Debian's kernels): BARs 0-5, ROM 6, IOV 7-12,
+# bridge windows 13-16. Without it the windows follow the ROM (7-10). sysfs prints every
+# slot of a bridge (DEVICE_COUNT_RESOURCE: 17 lines, 11 without IOV) and the slots before
+# the windows for other devices (13, or 7 without IOV).
+BRIDGE_LINES_WITHOUT_IOV = 11
+IOV_SLOTS = 6
+
+
+def canonical_index(index: int, lines: int | None) -> int:
+    """The resource index as a kernel with PCI_IOV numbers it (pure)."""
+    if lines == BRIDGE_LINES_WITHOUT_IOV and index >= BRIDGE_LINES_WITHOUT_IOV - 4:
+        return index + IOV_SLOTS
+    return index
+
+
 def from_sysfs(text: str) -> list[PciResource]:
-    """Agent lines 'BDF INDEX START END FLAGS' (hex), one per non-empty resource slot."""
+    """Agent lines 'BDF INDEX START END FLAGS [LINES]' (hex), one per non-empty resource slot;
+    LINES (newer agents) is the length of the device's sysfs resource file."""
     out = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 5:
+        if len(parts) not in (5, 6):
             continue
-        device, index = parts[0], int(parts[1])
+        lines = int(parts[5]) if len(parts) == 6 else None
+        parts = parts[:5]
+        device, index = parts[0], canonical_index(int(parts[1]), lines)
         start, end, flags = (int(p, 16) for p in parts[2:])
         if not flags & (IORESOURCE_IO | IORESOURCE_MEM):
             continue

@@ -87,3 +87,12 @@ def test_oops_that_kills_dom0_is_a_kernel_panic_at_dom0():
     outcome = console.classify(text)
     assert (outcome.stage_reached, outcome.failure) == ("dom0", "kernel-panic")
     assert "Fatal exception in interrupt" in outcome.detail
+
+
+def test_a_dom0_triple_fault_is_named_with_the_stage_it_hit():
+    """Seen once in ~6 boots of the built 6.1 + 0001 kernel: Xen reports the triple fault
+    and resets; QEMU (-no-reboot) exits. That is a dom0 failure at userspace, not a QEMU exit."""
+    text = read_console(RUNS / "triple-fault-balloon-only" / "serial.log")
+    outcome = console.classify(text)
+    assert (outcome.stage_reached, outcome.failure) == ("userspace", "dom0-triple-fault")
+    assert "d0v0 Triple fault" in outcome.detail

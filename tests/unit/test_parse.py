@@ -153,3 +153,22 @@ def test_findings_kinds():
     text = "[ 1.0] Oops: general protection fault, probably for non-canonical address\n" \
            "[ 2.0] BUG: kernel NULL pointer dereference, address: 0000000000000000\n"
     assert [f.kind for f in dmesg.findings(text)] == ["Oops", "BUG"]
+
+
+def test_bridge_windows_of_a_kernel_without_pci_iov_keep_their_names():
+    """A tinyconfig-based 6.1 (no CONFIG_PCI_IOV) prints a bridge's windows at sysfs lines 7-9
+    of 11; Debian's kernels at 13-15 of 17. Both must come out as bridge windows."""
+    from rig.parse import pci
+    without_iov = ("0000:00:01.0 0 0x00000000fea44000 0x00000000fea44fff 0x0000000000040200 11\n"
+                   "0000:00:01.0 7 0x000000000000c000 0x000000000000cfff 0x0000000000000100 11\n"
+                   "0000:00:01.0 9 0x0000000100000000 0x000000013fffffff 0x0000000000102201 11\n"
+                   "0000:01:00.0 2 0x0000000140000000 0x000000017fffffff 0x000000000014220c 7\n")
+    with_iov = ("0000:00:01.0 13 0x000000000000c000 0x000000000000cfff 0x0000000000000100 17\n"
+                "0000:00:01.0 15 0x0000000100000000 0x000000013fffffff 0x0000000000102201 17\n"
+                "0000:01:00.0 7 0x0000000200000000 0x00000002000fffff 0x000000000014220c 13\n")
+    a = {(r.device, r.index): r for r in pci.from_sysfs(without_iov)}
+    assert a[("0000:00:01.0", 15)].name == "bridge window" and a[("0000:00:01.0", 15)].prefetch
+    assert a[("0000:00:01.0", 13)].kind == "io"
+    assert ("0000:00:01.0", 0) in a and ("0000:01:00.0", 2) in a   # BARs keep their index
+    b = {(r.device, r.index) for r in pci.from_sysfs(with_iov)}
+    assert b == {("0000:00:01.0", 13), ("0000:00:01.0", 15), ("0000:01:00.0", 7)}  # an IOV BAR stays 7

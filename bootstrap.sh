@@ -46,8 +46,23 @@ esac
 command="$1"; shift
 
 # The report is tested in a real browser; dom0 kernels are built from source in a test.
-[ "$command" = test ] && DEBS+=(chromium make gcc flex bison bc ccache libelf-dev libssl-dev xz-utils patch)
+# libvirt: the second host backend is tested against a real libvirtd (libvirt-dev and
+# pkg-config build libvirt-python).
+[ "$command" = test ] && DEBS+=(chromium make gcc flex bison bc ccache libelf-dev libssl-dev xz-utils patch
+                                libvirt-daemon-system libvirt-dev pkg-config)
+start_libvirt() {
+    # No systemd on CI runners: start the daemons libvirt's QEMU driver needs, once.
+    pgrep -x virtlogd > /dev/null && pgrep -x libvirtd > /dev/null && return
+    say "starting virtlogd and libvirtd"
+    $SUDO mkdir -p /var/log/libvirt /var/run/libvirt
+    pgrep -x virtlogd > /dev/null || $SUDO virtlogd -d
+    pgrep -x libvirtd > /dev/null || $SUDO libvirtd -d
+    for _ in $(seq 50); do virsh -c qemu:///system version > /dev/null 2>&1 && return; sleep 0.2; done
+    say "libvirtd did not answer on qemu:///system"; exit 1
+}
+
 install_debs
+[ "$command" = test ] && start_libvirt
 install_venv
 say "fetching Xen and kernels into the cache (once)"
 .venv/bin/rig fetch

@@ -82,7 +82,7 @@ def _options(args, workers: int) -> session.Options:
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
         roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
-        collect_via=args.collect)
+        collect_via=args.collect, backend=args.backend)
     if args.retries < 0:
         raise InputError(f"--retries {args.retries}: must be 0 or more")
     if args.timeout_scale <= 0:
@@ -369,6 +369,9 @@ def _run_options(cmd: argparse.ArgumentParser) -> None:
                      help="boot a job again up to N times after an error (guest flakes under TCG); "
                           "failed attempts are kept as <role>.failed-K/ and listed in result.json")
     cmd.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")
+    cmd.add_argument("--backend", choices=["qemu", "libvirt"],
+                     help="run QEMU directly (default) or through libvirtd (qemu:///system, or $RIG_LIBVIRT_URI); "
+                          "default: the scenario's [host] backend")
     cmd.add_argument("--collect", choices=["auto", "serial", "both"], default="auto",
                      help="how artefacts leave dom0: auto = SSH, the serial console if SSH fails (default); "
                           "both = SSH judged, serial kept in via-serial/ and compared")

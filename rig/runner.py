@@ -21,7 +21,7 @@ from . import ssh as ssh_mod
 from . import plan as plan_mod
 from .artefacts import Artefact
 from .errors import BootError, CollectError, Interrupted, LaunchError
-from .host.qemu import QemuHost
+from .host import Host, open_host
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,16 @@ class LiveHosts:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._hosts: set[QemuHost] = set()
+        self._hosts: set[Host] = set()
         self.cancelled = False
 
-    def add(self, host: QemuHost) -> None:
+    def add(self, host: Host) -> None:
         with self._lock:
             if self.cancelled:
                 raise Interrupted("interrupted before this boot started")
             self._hosts.add(host)
 
-    def discard(self, host: QemuHost) -> None:
+    def discard(self, host: Host) -> None:
         with self._lock:
             self._hosts.discard(host)
 
@@ -83,17 +83,17 @@ class KeptHosts(contextlib.ExitStack):
 
     def __init__(self):
         super().__init__()
-        self.hosts: list[QemuHost] = []
+        self.hosts: list[Host] = []
 
-    def running(self) -> list[QemuHost]:
+    def running(self) -> list[Host]:
         return [h for h in self.hosts if not h.wait_exit(0)]
 
 
 def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
          progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0,
          live: LiveHosts | None = None, collect_via: str = "auto",
-         after: Callable[[QemuHost, KernelBoot], None] | None = None,
-         keep: KeptHosts | None = None) -> KernelBoot:
+         after: Callable[[Host, KernelBoot], None] | None = None,
+         keep: KeptHosts | None = None, backend: str = "qemu") -> KernelBoot:
     """Boot, collect (SSH when dom0 offers it, else or also the serial console), read QEMU's
     final PCI state, then power off, or call `after` (a shell), or leave the host running
     in `keep` (closed by the caller) once everything is collected."""
@@ -115,10 +115,10 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
 
     stack = contextlib.ExitStack()
     try:
-        host = stack.enter_context(QemuHost(bplan, run_dir))
+        host = stack.enter_context(open_host(backend, bplan, run_dir))
         stack.enter_context(_registered(live, host))
         host.console.logfile_read = transcript
-        progress(role, f"QEMU started (pid {host.pid})")
+        progress(role, f"{backend} host started ({host.pid})")
         watch = dict(timeout_scale=scale, on_stage=on_stage, timings=result.timings,
                      extra_seconds=bplan.firmware.extra_seconds)
         console.watch(host.console, transcript, until="userspace", **watch)
@@ -167,7 +167,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     return result
 
 
-def _collect_over_ssh(host: QemuHost, transcript: console.Transcript, result: KernelBoot, run_dir: Path,
+def _collect_over_ssh(host: Host, transcript: console.Transcript, result: KernelBoot, run_dir: Path,
                       scale: float) -> collect.Collected | None:
     """The sections (and the extras) over SSH, or None with result.ssh["error"] saying why."""
     offer, why = ssh_mod.parse_offer(transcript.text)
@@ -198,7 +198,7 @@ def _collect_over_ssh(host: QemuHost, transcript: console.Transcript, result: Ke
 
 
 @contextlib.contextmanager
-def _registered(live: LiveHosts | None, host: QemuHost):
+def _registered(live: LiveHosts | None, host: Host):
     if live is None:
         yield
         return

@@ -50,6 +50,7 @@ class Host(_Strict):
     # "user": dom0 gets a NIC on QEMU's isolated user-mode network and the rig reaches its
     # SSH server through a forward on 127.0.0.1; "none": no NIC, the serial console only.
     network: Literal["user", "none"] = "user"
+    backend: Literal["qemu", "libvirt"] = "qemu"   # `--backend` overrides it
     qemu_args: list[str] = []
     pci: list[PciDevice] = []
 

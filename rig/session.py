@@ -52,6 +52,7 @@ class Options:
     tools_pins: dict[str, str] | None = None   # exact dom0 tool package versions (a replay)
     pinned_kernels: dict[str, Artefact] = field(default_factory=dict)  # by name, already verified (a replay)
     pinned_xen: Artefact | None = None
+    backend: str | None = None       # "qemu" | "libvirt"; None: the scenario's [host] backend
 
 
 def default_workers() -> int:
@@ -206,7 +207,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         for attempt in range(options.retries + 1):
             say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
             b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
-                            collect_via=options.collect_via, after=options.after, keep=options.keep)
+                            collect_via=options.collect_via, after=options.after, keep=options.keep,
+                            backend=options.backend or job.scenario.host.backend)
             say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
             if b.error is None or attempt == options.retries or live.cancelled:
                 break

@@ -14,9 +14,29 @@ import pexpect
 
 class Host(Protocol):
     console: pexpect.spawnbase.SpawnBase
+    ssh_port: int | None
 
     def __enter__(self) -> "Host": ...
     def __exit__(self, *exc) -> None: ...
     def query_pci(self) -> list[dict]: ...
     def wait_exit(self, timeout: float) -> bool: ...
     def close(self) -> None: ...
+    def kill(self) -> None: ...
+
+
+def backends() -> dict[str, type]:
+    """Backend name -> host class. A new backend is a new row here."""
+    from .libvirt import LibvirtHost
+    from .qemu import QemuHost
+    return {"qemu": QemuHost, "libvirt": LibvirtHost}
+
+
+BACKEND_NAMES = ("qemu", "libvirt")
+
+
+def open_host(backend: str, plan, run_dir):
+    try:
+        return backends()[backend](plan, run_dir)
+    except KeyError:
+        from ..errors import InputError
+        raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKEND_NAMES)})") from None

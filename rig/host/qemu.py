@@ -102,6 +102,14 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
     ]
     for dev in plan.arch.iommus[plan.iommu]:  # the IOMMU goes before any PCI device
         argv += ["-device", dev]
+    return argv + guest_argv(plan, media)
+
+
+def guest_argv(plan: BootPlan, media: Media = Media()) -> list[str]:
+    """The part of the argv that makes this host what it is: network, PCI topology, the Xen
+    boot and the user's raw arguments. Shared with the libvirt backend, which passes it
+    through <qemu:commandline> so both backends build the same machine."""
+    argv = []
     if plan.network == "user":
         # restrict=on: dom0 reaches nothing outside; the rig adds its SSH forward at launch.
         argv += ["-netdev", f"user,id={NETDEV_ID},restrict=on"]
@@ -244,18 +252,8 @@ class QemuHost:
     FORWARD_ATTEMPTS = 10
 
     def _forward_ssh(self) -> int:
-        """Forward a free port on 127.0.0.1 (only) to dom0's port 22. The port is picked by
-        binding it, so another process can take it before QEMU does: try again then."""
-        problem = ""
-        for _ in range(self.FORWARD_ATTEMPTS):
-            port = free_port()
-            answer = self._qmp.cmd("human-monitor-command",
-                                   **{"command-line": f"hostfwd_add {NETDEV_ID} tcp:127.0.0.1:{port}-:22"})
-            if not answer.strip():
-                (self.run_dir / "ssh-port").write_text(f"{port}\n")
-                return port
-            problem = answer.strip()
-        raise LaunchError(f"could not forward a port to dom0's SSH server: {problem}")
+        return forward_ssh(lambda line: self._qmp.cmd("human-monitor-command", **{"command-line": line}),
+                           self.run_dir, self.FORWARD_ATTEMPTS)
 
     def _wait_briefly(self) -> None:
         if self._proc:
@@ -333,6 +331,21 @@ class QemuHost:
             self._qmp.cmd("quit", timeout=2.0)
         except Exception:  # QMP may already be gone; the signals below still apply
             pass
+
+
+def forward_ssh(hmp, run_dir: Path, attempts: int = 10) -> int:
+    """Forward a free port on 127.0.0.1 (only) to dom0's port 22 through the HMP command
+    `hostfwd_add`. The port is picked by binding it, so another process can take it
+    before QEMU does: try the next one then."""
+    problem = ""
+    for _ in range(attempts):
+        port = free_port()
+        answer = hmp(f"hostfwd_add {NETDEV_ID} tcp:127.0.0.1:{port}-:22")
+        if not answer.strip():
+            (run_dir / "ssh-port").write_text(f"{port}\n")
+            return port
+        problem = answer.strip()
+    raise LaunchError(f"could not forward a port to dom0's SSH server: {problem}")
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ Usable without the CLI (and, later, from the pytest plugin).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import shutil

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,6 +35,14 @@ class RigRun:
 def rig(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rig.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def spawn_rig(*args: str, **popen) -> subprocess.Popen:
+    """`rig ARGS` in the background, as a terminal would start it: SIGINT at its default even
+    when this test run itself was started in the background (where shells ignore SIGINT
+    for their children, and Python then never raises KeyboardInterrupt)."""
+    return subprocess.Popen([sys.executable, "-m", "rig.cli", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
 
 
 def run_scenario(name: str, out: Path, *extra: str) -> RigRun:

@@ -2,16 +2,14 @@
 and must leave no QEMU behind, whether they fail, hang or are interrupted."""
 
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from tests.integration.conftest import (
-    ROOT,
     SCENARIOS,
     processes_mentioning,
     run_scenario,
+    spawn_rig,
 )
 
 pytestmark = pytest.mark.boot
@@ -41,8 +39,7 @@ def test_hang_is_an_error_naming_the_stage(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_no_qemu(tmp_path, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(SCENARIOS / "bar-clash-64bit.toml"),
-                             "--out", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = spawn_rig("run", str(SCENARIOS / "bar-clash-64bit.toml"), "--out", str(out))
     try:
         for line in proc.stderr:
             if "stage dom0" in line:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import RETRY, ROOT, SCENARIOS, run_scenario
+from .conftest import RETRY, SCENARIOS, run_scenario, spawn_rig
 
 pytestmark = pytest.mark.boot
 
@@ -70,9 +69,8 @@ def test_libvirt_ran_the_domain_it_was_given(default_libvirt):
 @pytest.mark.parametrize("how", ["sigint", "sigkill-then-next-run"])
 def test_no_domain_is_left_behind(tmp_path, how):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(SCENARIOS / "bar-clash-64bit.toml"),
-                             "--only", "unpatched", "--backend", "libvirt", "--out", str(out)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = spawn_rig("run", str(SCENARIOS / "bar-clash-64bit.toml"), "--only", "unpatched", "--backend", "libvirt",
+                     "--out", str(out), start_new_session=True)
     try:
         for line in proc.stderr:
             if "stage dom0" in line:
@@ -91,9 +89,8 @@ def test_no_domain_is_left_behind(tmp_path, how):
             proc.kill()
             proc.wait()
     # The next libvirt run finds the dead owner's domain and destroys it before booting.
-    again = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(SCENARIOS / "bar-clash-64bit.toml"),
-                              "--only", "unpatched", "--backend", "libvirt", "--out", str(tmp_path / "again")],
-                             cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    again = spawn_rig("run", str(SCENARIOS / "bar-clash-64bit.toml"), "--only", "unpatched", "--backend", "libvirt",
+                      "--out", str(tmp_path / "again"), start_new_session=True)
     try:
         for line in again.stderr:
             if "stage xen" in line:

@@ -16,7 +16,7 @@ import pytest
 
 from rig.ssh import fingerprint
 
-from .conftest import RETRY, ROOT, SCENARIOS, processes_mentioning, rig
+from .conftest import RETRY, ROOT, SCENARIOS, processes_mentioning, rig, spawn_rig
 
 pytestmark = pytest.mark.boot
 
@@ -75,10 +75,8 @@ def _wait_for(proc: subprocess.Popen, text: str, timeout: float) -> str:
 
 def test_kept_host_answers_rig_ssh_refuses_a_wrong_key_and_is_gone_after_ctrl_c(tmp_path):
     out = tmp_path / "kept"
-    proc = subprocess.Popen([sys.executable, "-m", "rig.cli", "run", str(SCENARIOS / "bar-clash-64bit.toml"),
-                             "--only", "unpatched", "--keep", "--out", str(out), *RETRY],
-                            cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+    proc = spawn_rig("run", str(SCENARIOS / "bar-clash-64bit.toml"), "--only", "unpatched", "--keep", "--out",
+                     str(out), *RETRY, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for(proc, "Ctrl-C stops them", 600)
         job = out / "unpatched"

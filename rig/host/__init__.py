@@ -24,6 +24,28 @@ class Host(Protocol):
     def kill(self) -> None: ...
 
 
+class Lifecycle:
+    """The context-manager half every backend shares: launch on enter, and close() after a
+    failed launch as after success (close() is idempotent)."""
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self._launch()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def backends() -> dict[str, type]:
     """Backend name -> host class. A new backend is a new row here."""
     from .libvirt import LibvirtHost

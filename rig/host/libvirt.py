@@ -33,6 +33,7 @@ import pexpect.fdpexpect
 
 from ..errors import InputError, LaunchError
 from ..plan import BootPlan
+from . import Lifecycle
 from .qemu import Media, forward_ssh, guest_argv
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def reap_orphans(conn) -> list[str]:
     return reaped
 
 
-class LibvirtHost:
+class LibvirtHost(Lifecycle):
     """One transient libvirt domain: `with LibvirtHost(plan, run_dir) as host: host.console...`."""
 
     def __init__(self, plan: BootPlan, run_dir: Path, uri: str | None = None):
@@ -150,17 +151,6 @@ class LibvirtHost:
     @property
     def pid(self) -> str:
         return self.name
-
-    def __enter__(self) -> "LibvirtHost":
-        try:
-            self._launch()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _stage(self) -> BootPlan:
         """Boot files where libvirt-qemu can read them (root's cache is private)."""

@@ -27,6 +27,7 @@ from qemu.qmp import QMPClient
 from ..errors import LaunchError
 from ..plan import NETDEV_ID, BootPlan
 from ..topology import PlacedDevice
+from . import Lifecycle
 from .media import Media, prepare_media
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class QemuHost:
+class QemuHost(Lifecycle):
     """One QEMU process: `with QemuHost(plan, run_dir) as host: host.console.expect(...)`."""
 
     QMP_ACCEPT_TIMEOUT = 30.0
@@ -206,17 +207,6 @@ class QemuHost:
         self.ssh_port: int | None = None   # on 127.0.0.1, when the plan has a network
 
     # -- launch -------------------------------------------------------------------------
-    def __enter__(self) -> "QemuHost":
-        try:
-            self._launch()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def _launch(self) -> None:
         binary = self.plan.arch.qemu_binary
         if shutil.which(binary) is None:

@@ -96,3 +96,9 @@ def test_a_dom0_triple_fault_is_named_with_the_stage_it_hit():
     outcome = console.classify(text)
     assert (outcome.stage_reached, outcome.failure) == ("userspace", "dom0-triple-fault")
     assert "d0v0 Triple fault" in outcome.detail
+
+
+def test_a_triple_fault_before_the_agent_speaks_is_still_named():
+    text = read_console(RUNS / "triple-fault-before-agent" / "serial.log")
+    outcome = console.classify(text)
+    assert (outcome.stage_reached, outcome.failure) == ("dom0", "dom0-triple-fault")

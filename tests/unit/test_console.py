@@ -98,7 +98,8 @@ def test_a_dom0_triple_fault_is_named_with_the_stage_it_hit():
     assert "d0v0 Triple fault" in outcome.detail
 
 
-def test_a_triple_fault_before_the_agent_speaks_is_still_named():
-    text = read_console(RUNS / "triple-fault-before-agent" / "serial.log")
-    outcome = console.classify(text)
-    assert (outcome.stage_reached, outcome.failure) == ("dom0", "dom0-triple-fault")
+@pytest.mark.parametrize("run, stage", [("triple-fault-before-agent", "dom0"),
+                                        ("triple-fault-debian-6.1", "userspace")])
+def test_triple_faults_of_debian_61_are_named_with_their_stage(run, stage):
+    outcome = console.classify(read_console(RUNS / run / "serial.log"))
+    assert (outcome.stage_reached, outcome.failure) == (stage, "dom0-triple-fault")

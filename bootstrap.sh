@@ -25,16 +25,19 @@ install_debs() {
 }
 
 install_venv() {
-    local stamp=.venv/.rig-installed want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    # `ab` installs only what running needs; `test` adds the test tools and libvirt-python
+    # (compiled: needs libvirt-dev and pkg-config, which only the test command installs).
+    local extras=$1 stamp=.venv/.rig-installed want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
     if [ ! -x .venv/bin/python ]; then
         say "creating .venv"
         python3 -m venv .venv
     fi
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    # A venv set up for `test` also serves `ab`, never the other way round.
+    if ! grep -qxF -e "$want" -e "$(cut -d' ' -f1 <<< "$want") test" "$stamp" 2>/dev/null; then
         say "installing the rig and its Python dependencies into .venv"
         .venv/bin/pip install -q --upgrade pip
-        .venv/bin/pip install -q -e '.[test]'
+        if [ "$extras" = test ]; then .venv/bin/pip install -q -e '.[test]'; else .venv/bin/pip install -q -e .; fi
         echo "$want" > "$stamp"
     fi
 }
@@ -63,7 +66,7 @@ start_libvirt() {
 
 install_debs
 [ "$command" = test ] && start_libvirt
-install_venv
+install_venv "$([ "$command" = test ] && echo test || echo run)"
 say "fetching Xen and kernels into the cache (once)"
 .venv/bin/rig fetch
 

@@ -100,7 +100,7 @@ def _options(args, workers: int) -> session.Options:
 def cmd_run(args) -> int:
     options = _options(args, args.workers)
     scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
-    session.preflight(scenario, args.scenario)
+    session.preflight(scenario, args.scenario, args.backend)
     with runner.KeptHosts() as kept:
         if args.keep:
             options.keep = kept
@@ -282,7 +282,7 @@ def cmd_matrix(args) -> int:
     scenarios = []
     for path in args.scenarios:
         scenario = scenario_mod.load(path, session.known_kernels(options))
-        session.preflight(scenario, path)
+        session.preflight(scenario, path, args.backend)
         scenarios.append(scenario)
     with _live_progress() as progress:
         out_dir, results = session.run_matrix(scenarios, options, shard, progress=progress)

@@ -25,6 +25,7 @@ from .errors import (
     ArtefactError,
     CollectError,
     InputError,
+    LaunchError,
     ScenarioError,
 )
 from .host import qemu
@@ -78,8 +79,12 @@ def new_out_dir(name: str, base: Path = Path("runs")) -> Path:
     raise InputError(f"{base}: could not create a fresh run directory for {stem}")
 
 
-def preflight(scenario: Scenario, source: Path | str) -> None:
+def preflight(scenario: Scenario, source: Path | str, backend: str | None = None) -> None:
     """Input errors that only the host can detect, reported before anything boots."""
+    if (backend or scenario.host.backend) == "libvirt":
+        from .host import libvirt
+        if not libvirt.available():
+            raise LaunchError(libvirt.MISSING_LIBRARY)
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
     missing = qemu.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:

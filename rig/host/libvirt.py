@@ -44,13 +44,25 @@ QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 STAGING_ROOT = Path("/var/tmp")  # QEMU (user libvirt-qemu) must reach the boot files
 
 
+MISSING_LIBRARY = ("the libvirt backend needs libvirt-python, which `./bootstrap.sh ab` does not install: "
+                   "apt-get install libvirt-dev pkg-config && .venv/bin/pip install -e '.[libvirt]'")
+
+
+def available() -> bool:
+    try:
+        import libvirt  # noqa: F401
+        import libvirt_qemu  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _libvirt():
     try:
         import libvirt
         import libvirt_qemu
     except ImportError:
-        raise LaunchError("the libvirt backend needs libvirt-python (pip install libvirt-python; "
-                          "Debian's libvirt-dev to build it)") from None
+        raise LaunchError(MISSING_LIBRARY) from None
     # libvirt prints every error to stderr by default; the rig turns the ones that matter
     # into its own messages (and a domain that powered off is "not found", as expected).
     libvirt.registerErrorHandler(lambda ctx, err: None, None)

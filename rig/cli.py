@@ -10,7 +10,9 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from rich.console import Console
@@ -35,7 +37,7 @@ from . import console as console_mod
 from . import scenario as scenario_mod
 from . import ssh as ssh_mod
 from .artefacts import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
-from .errors import ArtefactError, InputError, Interrupted, RigError
+from .errors import EXIT_ERROR, ArtefactError, InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -304,10 +306,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    found = compare.changes(compare.load_baseline(args.baseline), compare.verdicts(args.runs))
+    baseline = compare.load_baseline(args.baseline)
+    run = compare.read_runs(args.runs)
+    if not run.verdicts and not run.planned:
+        raise RigError(f"{', '.join(map(str, args.runs))}: no job was planned or judged; nothing to compare")
+    found = compare.changes(baseline, run, partial=args.partial)
     for line in found:
         print(line)
-    print(f"{len(found)} verdict change(s) against {args.baseline}")
+    print(f"{len(found)} verdict change(s) against {args.baseline} ({len(run.verdicts)} job result(s) read)")
     return 1 if found else 0
 
 
@@ -437,8 +443,10 @@ def parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     cmp_ = sub.add_parser("compare", help="list verdicts that changed against a baseline (exit 1 if any)")
-    cmp_.add_argument("baseline", type=Path, help="JSON: job id -> pass | fail | error")
+    cmp_.add_argument("baseline", type=Path, help="JSON: job id -> pass | fail | error | unjudged")
     cmp_.add_argument("runs", nargs="+", type=Path)
+    cmp_.add_argument("--partial", action="store_true",
+                      help="the runs cover only some scenarios on purpose: leave out baseline jobs of the others")
     cmp_.set_defaults(func=cmd_compare)
 
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
@@ -491,6 +499,23 @@ def main(argv: list[str] | None = None) -> int:
     except RigError as exc:
         err.print(f"rig: {exc}", markup=False)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - a bug or the machine failing: an error (3), never "an expectation failed"
+        err.print(f"rig: internal error: {type(exc).__name__}: {exc} ({_save_traceback(args)})", markup=False)
+        return EXIT_ERROR
+
+
+def _save_traceback(args) -> str:
+    """Where the traceback went: the run's --out if it takes it, else the temp directory."""
+    text = traceback.format_exc()
+    out = getattr(args, "out", None)
+    for folder in ([out] if out else []) + [Path(tempfile.gettempdir())]:
+        try:
+            path = Path(folder) / f"rig-traceback-{os.getpid()}.txt"
+            path.write_text(text)
+            return f"traceback: {path}"
+        except OSError:
+            continue
+    return "traceback not saved: no writable directory"
 
 
 if __name__ == "__main__":

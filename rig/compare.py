@@ -2,15 +2,21 @@
 
 A scenario whose verdict is known to be `error` (a control, or a case that does not
 boot yet) stays green as long as it keeps that verdict; anything that changes is
-reported, in either direction, so fixes get noticed too.
+reported, in either direction, so fixes get noticed too. A baseline job the run was
+asked to do but has no result for is a change (`missing`): an empty, cut-short or
+crashed run never compares green.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, RigError
+
+VERDICTS = ("pass", "fail", "error", "unjudged")
+PLAN_FILE = "jobs.json"   # written by every run before it boots: what it was asked to do
 
 
 def load_baseline(path: Path) -> dict[str, str]:
@@ -18,28 +24,76 @@ def load_baseline(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read baseline: {exc}") from None
-    if not isinstance(data, dict) or not all(v in ("pass", "fail", "error") for v in data.values()):
-        raise InputError(f"{path}: want a JSON object of job id -> pass | fail | error")
+    if not isinstance(data, dict) or not data or not all(v in VERDICTS for v in data.values()):
+        raise InputError(f"{path}: want a non-empty JSON object of job id -> {' | '.join(VERDICTS)}")
     return data
 
 
-def verdicts(run_dirs: list[Path]) -> dict[str, str]:
-    found = {}
+def write_plan(out_dir: Path, planned: list[str], matrix: list[str], shard: tuple[int, int] | None) -> None:
+    """`planned`: the jobs this run boots; `matrix`: every job of its scenarios before sharding."""
+    (out_dir / PLAN_FILE).write_text(json.dumps(
+        {"planned": planned, "matrix": matrix, "shard": list(shard) if shard else None}, indent=1) + "\n")
+
+
+@dataclass
+class RunContents:
+    verdicts: dict[str, str] = field(default_factory=dict)
+    planned: set[str] = field(default_factory=set)
+    matrix: set[str] = field(default_factory=set)
+
+
+def read_runs(run_dirs: list[Path]) -> RunContents:
+    """Verdicts and plans of run directories. A directory that is absent, holds no plan
+    and no result, or holds an unreadable one is an error: nothing to compare is not green."""
+    out = RunContents()
     for d in run_dirs:
-        for f in sorted(d.rglob("result.json")):
-            r = json.loads(f.read_text())
-            found[r.get("job") or f"{r['scenario']}[{r['firmware']}-{r['dom0_mem']}-{r['kernel_role']}]"] = r["verdict"]
-    return found
+        if not d.is_dir():
+            raise RigError(f"{d}: no such run directory")
+        plans = sorted(d.rglob(PLAN_FILE))
+        results = sorted(d.rglob("result.json"))
+        if not plans and not results:
+            raise RigError(f"{d}: no {PLAN_FILE} and no result.json: the run did not start or wrote nothing")
+        for f in plans:
+            plan = _read_json(f)
+            out.planned |= set(plan["planned"])
+            out.matrix |= set(plan["matrix"])
+        for f in results:
+            r = _read_json(f)
+            out.verdicts[_job(r)] = r["verdict"]
+        if not plans:  # a run from before plans were written: it planned what it has
+            out.planned |= {_job(_read_json(f)) for f in results}
+            out.matrix |= out.planned
+    return out
 
 
-def changes(baseline: dict[str, str], current: dict[str, str]) -> list[str]:
-    """One line per job whose verdict differs from the baseline; jobs not in the run are
-    ignored (a shard runs a slice), jobs new to the baseline are listed."""
+def _job(r: dict) -> str:
+    return r.get("job") or f"{r['scenario']}[{r['firmware']}-{r['dom0_mem']}-{r['kernel_role']}]"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RigError(f"{path}: unreadable ({exc}); the run that wrote it did not finish") from None
+
+
+def changes(baseline: dict[str, str], run: RunContents, partial: bool = False) -> list[str]:
+    """One line per job whose verdict differs from the baseline, in either direction;
+    `missing` for a baseline job the run planned (its shard) but has no result for, or
+    that is not in the run's matrix at all (unless `partial`: a subset of scenarios was
+    run on purpose, and baseline jobs of scenarios not run are left out)."""
     out = []
-    for job, verdict in sorted(current.items()):
-        want = baseline.get(job)
-        if want is None:
+    scenarios_run = {job.split("[", 1)[0] for job in run.matrix}
+    for job, want in sorted(baseline.items()):
+        got = run.verdicts.get(job)
+        if got is not None:
+            if got != want:
+                out.append(f"{job}: {want} -> {got}")
+        elif job in run.planned:
+            out.append(f"{job}: {want} -> missing (planned, but the run has no result for it)")
+        elif job not in run.matrix and (not partial or job.split("[", 1)[0] in scenarios_run):
+            out.append(f"{job}: {want} -> missing (not in the run's matrix: scenario or variant gone?)")
+    for job, verdict in sorted(run.verdicts.items()):
+        if job not in baseline:
             out.append(f"{job}: new job, verdict {verdict} (add it to the baseline)")
-        elif want != verdict:
-            out.append(f"{job}: {want} -> {verdict}")
     return out

@@ -119,15 +119,25 @@ def summary(results: list[dict], out_dir: Path, console: Console | None = None) 
                                    f"{k.replace(' ', '_')}={v}" for k, v in row.items()),
                           markup=False, highlight=False)
         console.print(f"results: {out_dir}", markup=False, highlight=False)
+        console.print(verdict_counts(results), markup=False, highlight=False)
         return
     table = Table(title=str(out_dir))
     for col in rows[0] if rows else ():
         table.add_column(col, overflow="fold")
-    styles = {"pass": "green", "fail": "red", "error": "yellow"}
+    styles = {"pass": "green", "fail": "red", "error": "yellow", "unjudged": "cyan"}
     for row in rows:
         cells = dict(row, verdict=f"[{styles[row['verdict']]}]{row['verdict']}[/]")
         table.add_row(*cells.values())
     console.print(table)
+    console.print(verdict_counts(results), markup=False, highlight=False)
+
+
+def verdict_counts(results: list[dict]) -> str:
+    """'jobs: 2 pass, 0 fail, 0 error, 1 unjudged' (unjudged: the scenario asked nothing of it)."""
+    return "jobs: " + ", ".join(f"{sum(r['verdict'] == v for r in results)} {v}" for v in VERDICTS)
+
+
+VERDICTS = ("pass", "fail", "error", "unjudged")
 
 
 def junit(results: list[dict], path: Path) -> Path:
@@ -141,7 +151,7 @@ def junit(results: list[dict], path: Path) -> Path:
     for r in results:
         firmware = "" if r["firmware"] == "seabios" else f"-{r['firmware']}"
         name = f"{r['scenario']}[{r['kernel']}-{r['dom0_mem']}{firmware}]"
-        checks = r["checks"] or [{"name": "boot", "passed": True, "detail": ""}]
+        checks = r["checks"] or [{"name": "boot", "passed": "skipped", "detail": "unjudged: no expectations"}]
         for c in ([{"name": checks[0]["name"], "passed": None, "detail": r["error"]}] if r["verdict"] == "error"
                   else checks):
             case = ET.SubElement(suite, "testcase", classname=f"{r['scenario']}.toml", name=f"{name}::{c['name']}",
@@ -152,7 +162,10 @@ def junit(results: list[dict], path: Path) -> Path:
             for stage, seconds in r["timings"].items():
                 ET.SubElement(props, "property", name=f"time_{stage}", value=str(seconds))
             counts["tests"] += 1
-            if c["passed"] is None:
+            if c["passed"] == "skipped":
+                ET.SubElement(case, "skipped", message=c["detail"])
+                counts["skipped"] = counts.get("skipped", 0) + 1
+            elif c["passed"] is None:
                 ET.SubElement(case, "error", message=c["detail"] or "boot failed").text = c["detail"]
                 counts["errors"] += 1
             elif not c["passed"]:

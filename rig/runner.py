@@ -12,9 +12,12 @@ import json
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import pexpect
 
 from . import collect, console
 from . import ssh as ssh_mod
@@ -158,13 +161,40 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
                 log.info("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
     except BootError as exc:
         result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
-    except (CollectError, LaunchError) as exc:
-        result.failure, result.error = type(exc).__name__, str(exc)
+    except CollectError as exc:
+        result.failure, result.error = "collect", str(exc)
+    except LaunchError as exc:
+        result.failure, result.error = "launch", str(exc)
+    except Interrupted:
+        raise
+    except pexpect.TIMEOUT:
+        # A wait outside the stage machine (an agent's answer, a resend) ran out.
+        result.failure, result.error = "hang", f"hang at stage {result.stage_reached}: the guest stopped answering"
+        save_traceback(run_dir, result)
+    except pexpect.EOF:
+        result.failure, result.error = "qemu-exit", f"qemu-exit at stage {result.stage_reached}: the console closed"
+        save_traceback(run_dir, result)
+    except Exception as exc:  # noqa: BLE001 - a bug or the machine (disk full, QMP gone) is an error, never a verdict
+        result.failure = "internal"
+        result.error = f"internal error at stage {result.stage_reached}: {type(exc).__name__}: {exc}"
+        save_traceback(run_dir, result)
     finally:
         stack.close()
         result.timings["total"] = round(time.monotonic() - started, 2)
         result.serial = transcript.text
     return result
+
+
+def save_traceback(run_dir: Path, result: KernelBoot) -> None:
+    """The current exception's traceback as <job>/traceback.txt, named in the error.
+    On a full or unwritable disk the error says so instead."""
+    text = traceback.format_exc()
+    try:
+        path = run_dir / "traceback.txt"
+        path.write_text(text)
+        result.error += f" (traceback: {path})"
+    except OSError as exc:
+        result.error += f" (traceback not saved: {exc.strerror})"
 
 
 def _collect_over_ssh(host: Host, transcript: console.Transcript, result: KernelBoot, run_dir: Path,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bundle, initramfs, kernel_build, matrix, platform, report, runner
+from . import bundle, compare, initramfs, kernel_build, matrix, platform, report, runner
 from . import plan as plan_mod
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from .checks import verdict as verdict_mod
@@ -176,15 +176,21 @@ def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda
     jobs = matrix.expand([scenario], flat=True)
     one_variant = len(scenario.variants()) == 1
     label = (lambda j: j.role) if one_variant else (lambda j: j.id)  # short labels when unambiguous
+    _write_plan(out_dir, jobs, jobs, None)
     return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=label)
+
+
+def _write_plan(out_dir: Path, planned: list[matrix.Job], every: list[matrix.Job], shard) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    compare.write_plan(out_dir, [j.id for j in planned], [j.id for j in every], shard)
 
 
 def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, int] | None = None,
                progress: runner.Progress = lambda r, m: None, cache: Cache | None = None) -> tuple[Path, list[dict]]:
-    jobs = matrix.expand([only_roles(s, options.roles) for s in scenarios])
-    if shard:
-        jobs = matrix.shard(jobs, *shard)
+    every = matrix.expand([only_roles(s, options.roles) for s in scenarios])
+    jobs = matrix.shard(every, *shard) if shard else every
     out_dir = options.out_dir or new_out_dir("matrix" if len(scenarios) > 1 else scenarios[0].name)
+    _write_plan(out_dir, jobs, every, shard)
     if not jobs:
         progress("rig", f"shard {shard[0]}/{shard[1]} has no jobs" if shard else "no jobs")
         return out_dir, []
@@ -272,10 +278,15 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
     analysis, checks = None, []
     if boot.error is None:
         try:
-            analysis = verdict_mod.analyse(boot.collected, boot.firmware_pci or [], _xen_map(job, boot, boots))
+            analysis = verdict_mod.analyse(boot.collected, boot.firmware_pci, _xen_map(job, boot, boots))
             checks = verdict_mod.evaluate(job.scenario.expect.get(job.role), analysis)
-        except CollectError as exc:
-            boot.error, boot.failure = str(exc), "CollectError"
+        except CollectError as exc:  # garbled or empty evidence is never judged
+            boot.error, boot.failure = str(exc), "collect"
+        except Exception as exc:  # noqa: BLE001 - a bug in judging is an error of this job, not a verdict
+            analysis, checks = None, []
+            boot.failure = "internal"
+            boot.error = f"internal error while judging: {type(exc).__name__}: {exc}"
+            runner.save_traceback(boot.run_dir, boot)
     artefacts = {"xen": art.xen.record(), "kernel": art.kernels[job.kernel].record(),
                  "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
     if job.kernel in options.user_modules:
@@ -302,6 +313,8 @@ def _xen_map(job: matrix.Job, boot: runner.KernelBoot,
 
 
 def exit_code(results: list[dict]) -> int:
+    """3 if anything was not judged because it erred (or nothing ran); else 1 if an
+    expectation failed; else 0 (every expectation held, or a role had none: unjudged)."""
     verdicts = {r["verdict"] for r in results}
     if "error" in verdicts or not results:
         return EXIT_ERROR

@@ -1,7 +1,8 @@
 """From a finished boot to findings, checks and a verdict.
 
-verdict: "error" when the boot or the collection failed (never pass or fail),
-otherwise "fail" if any expectation check failed, else "pass".
+verdict: "error" when the boot, the collection or the judging failed (never pass or
+fail); "unjudged" when the scenario asks nothing of the role; otherwise "fail" if any
+expectation check failed, else "pass".
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
 
 
 def verdict(error: str | None, checks: list[Check]) -> str:
+    """error: not judged because the boot or collection failed; unjudged: nothing was
+    asked of this role; else fail if any check failed, pass if every one held."""
     if error:
         return "error"
+    if not checks:
+        return "unjudged"
     return "pass" if all(c.passed for c in checks) else "fail"

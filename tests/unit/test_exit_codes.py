@@ -1,4 +1,10 @@
-from rig import session
+"""Exit codes mean what the README says: 0 held, 1 an expectation failed (every job judged),
+2 bad input, 3 error (never read as a pass or a fail), 130 interrupted."""
+
+import json
+
+from rig import cli, report, session
+from rig.checks import verdict
 
 
 def _r(verdict):
@@ -11,3 +17,40 @@ def test_exit_codes():
     # An error outranks a failure: a boot that did not happen must never read as a verdict.
     assert session.exit_code([_r("fail"), _r("error")]) == 3
     assert session.exit_code([]) == 3
+    assert session.exit_code([_r("unjudged"), _r("fail")]) == 1
+    assert session.exit_code([_r("unjudged"), _r("error")]) == 3
+
+
+def test_a_role_with_no_expectations_is_unjudged_not_pass():
+    assert verdict.verdict(None, []) == "unjudged"
+    assert verdict.verdict(None, [verdict.Check("relocations", True, "")]) == "pass"
+    assert verdict.verdict("hang at stage dom0", []) == "error"
+    assert report.verdict_counts([_r("pass"), _r("unjudged")]) == "jobs: 1 pass, 0 fail, 0 error, 1 unjudged"
+
+
+def test_unjudged_is_skipped_in_junit_not_passed(tmp_path):
+    r = {"scenario": "s", "firmware": "seabios", "kernel": "k", "dom0_mem": "512M", "verdict": "unjudged",
+         "checks": [], "error": None, "timings": {"total": 1.0}}
+    text = report.junit([r], tmp_path / "j.xml").read_text()
+    assert 'skipped="1"' in text and "<skipped" in text and 'failures="0"' in text
+
+
+def _boom(args):
+    raise ValueError("a parser met a line it did not expect")
+
+
+def test_an_unexpected_exception_is_exit_3_with_one_line_and_a_saved_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "cmd_run", _boom)
+    assert cli.main(["run", "x.toml", "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err                      # one line, no traceback on the terminal
+    assert err.startswith("rig: internal error: ValueError: a parser met a line it did not expect (traceback: ")
+    saved = err.rsplit("traceback: ", 1)[1].rstrip(")")
+    assert saved.startswith(str(tmp_path)) and "_boom" in open(saved).read()
+
+
+def test_an_unwritable_out_still_gives_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "cmd_run", _boom)
+    assert cli.main(["run", "x.toml", "--out", str(tmp_path / "does-not-exist")]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: ValueError" in err and "/rig-traceback-" in err

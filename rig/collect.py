@@ -1,7 +1,14 @@
-"""Cut the agent's artefact sections out of the console text (pure), and save them."""
+"""Cut the agent's artefact sections out of the console text (pure), and save them.
+
+Evidence is judged only when it is whole: every section the agent's protocol version
+requires, none empty, each with the line count and (agent 3 on) the sha256 that dom0
+computed of the file. A console that altered a character keeps the count but not the
+hash: such a section is resent, then refused.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +16,19 @@ from pathlib import Path
 from .errors import CollectError
 from .parse import normalise_newlines
 
-REQUIRED = ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources")
+# The sections each agent protocol version sends (guests/agent/init prints its version).
+SECTIONS_BY_AGENT = {
+    0: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),   # no banner: the shared captures
+    1: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),
+    2: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),
+    3: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon"),
+}
+AGENT_VERSION = max(SECTIONS_BY_AGENT)       # the agent this rig ships
+REQUIRED = SECTIONS_BY_AGENT[AGENT_VERSION]
+CHECKSUMS_FROM_AGENT = 3
+_AGENT = re.compile(r"^@@RIG-AGENT (\d+) ", re.MULTILINE)
 _BEGIN = re.compile(r"^@@RIG-BEGIN (\S+)\s*$")
-_END = re.compile(r"^@@RIG-END (\S+)(?: (\d+))?\s*$")
+_END = re.compile(r"^@@RIG-END (\S+)(?: (\d+))?(?: ([0-9a-f]{64}))?\s*$")
 
 
 @dataclass(frozen=True)
@@ -22,12 +39,31 @@ class Collected:
         return self.sections.get(name, "")
 
 
-def parse_sections(console: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Pure: (sections whose line count checks out, {name: problem} for the rest).
+def agent_version(console: str) -> int:
+    """The protocol version a recorded console's agent announced (0: no banner). Live
+    collection does not ask: it knows the agent it shipped (AGENT_VERSION)."""
+    m = _AGENT.search(normalise_newlines(console))
+    return int(m.group(1)) if m else 0
+
+
+def required_sections(agent: int) -> tuple[str, ...]:
+    return SECTIONS_BY_AGENT.get(agent, REQUIRED)
+
+
+def digest(body: str) -> str:
+    """sha256 of a section as the file in dom0 held it (what `sha256sum < file` printed)."""
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def parse_sections(console: str, agent: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Pure: (sections whose line count and checksum check out, {name: problem} for the rest).
+    `agent`: the protocol version to hold the console to (None: as its banner says).
 
     Xen's lines are dropped first: its console is muxed into the same serial line.
     A later good copy of a section (a resend) replaces a broken earlier one.
     """
+    agent = agent_version(console) if agent is None else agent
+    want_checksum = agent >= CHECKSUMS_FROM_AGENT
     found: dict[str, str] = {}
     problems: dict[str, str] = {}
     current: str | None = None
@@ -40,10 +76,16 @@ def parse_sections(console: str) -> tuple[dict[str, str], dict[str, str]]:
             continue
         m = _END.match(line)
         if m and m.group(1) == current:
+            text = "\n".join(body) + ("\n" if body else "")
             if m.group(2) is not None and int(m.group(2)) != len(body):
                 problems[current] = f"agent sent {m.group(2)} lines, console delivered {len(body)}"
+            elif want_checksum and m.group(3) is None:
+                problems[current] = "no sha256 on the END line (console garbled)"
+            elif m.group(3) is not None and digest(text) != m.group(3):
+                problems[current] = (f"sha256 differs: dom0 sent {m.group(3)[:12]}..., console delivered "
+                                     f"{digest(text)[:12]}... (a character was altered)")
             else:
-                found[current] = "\n".join(body) + ("\n" if body else "")
+                found[current] = text
                 problems.pop(current, None)
             current = None
         elif line.startswith("(XEN)"):
@@ -58,37 +100,50 @@ def parse_sections(console: str) -> tuple[dict[str, str], dict[str, str]]:
     return found, problems
 
 
-def sections(console: str, required: tuple[str, ...] = REQUIRED) -> Collected:
-    """Every required section from a finished console log, or a CollectError: we never
-    judge partial data."""
-    found, problems = parse_sections(console)
+def check_whole(found: dict[str, str], required: tuple[str, ...],
+                problems: dict[str, str] | None = None) -> Collected:
+    """Collected, or a CollectError naming every section that is missing, broken or
+    empty: an empty dmesg or PCI list is a failed collection, never data."""
+    problems = dict(problems or {})
     for name in required:
         if name not in found and name not in problems:
             problems[name] = "missing"
+        elif name in found and not found[name].strip():
+            problems[name] = "empty (the agent's command printed nothing)"
     if problems:
         raise CollectError("; ".join(f"section {n}: {p}" for n, p in sorted(problems.items())))
     return Collected(found)
 
 
+def sections(console: str, required: tuple[str, ...] | None = None, agent: int | None = None) -> Collected:
+    """Every required section from a finished console log, or a CollectError: we never
+    judge partial data. `agent` as in parse_sections; `required`: default, its sections."""
+    agent = agent_version(console) if agent is None else agent
+    found, problems = parse_sections(console, agent)
+    return check_whole(found, required_sections(agent) if required is None else required, problems)
+
+
 RESEND_ATTEMPTS = 3
 
 
-def gather(console, transcript, required: tuple[str, ...] = REQUIRED, timeout: float = 120.0) -> Collected:
-    """Sections from the live console, asking the agent to resend any that came back
-    garbled or missing (up to RESEND_ATTEMPTS times each)."""
+def gather(console, transcript, required: tuple[str, ...] = REQUIRED, timeout: float = 120.0,
+           agent: int = AGENT_VERSION) -> Collected:
+    """Sections from the live console of the agent this rig ships, asking it to resend
+    any that came back garbled or missing (up to RESEND_ATTEMPTS times each)."""
     for _ in range(RESEND_ATTEMPTS):
-        found, problems = parse_sections(transcript.text)
+        found, problems = parse_sections(transcript.text, agent)
         broken = sorted(set(problems) | {n for n in required if n not in found})
         if not broken:
-            return Collected(found)
+            break
         for name in broken:
             console.sendline(f"resend {name}")
             console.expect(r"@@RIG-DONE", timeout=timeout)
-    return sections(transcript.text, required)
+    return sections(transcript.text, required, agent)
 
 
 ARTEFACT_FILES = {"dmesg": "dmesg.txt", "iomem": "iomem.txt", "e820": "e820.txt",
-                  "pci-resources": "pci-resources.txt", "cmdline": "cmdline.txt", "uname": "uname.txt"}
+                  "pci-resources": "pci-resources.txt", "cmdline": "cmdline.txt", "uname": "uname.txt",
+                  "xen-balloon": "xen-balloon.txt"}
 
 
 def save(collected: Collected, run_dir: Path) -> None:

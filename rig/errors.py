@@ -70,6 +70,11 @@ class CollectError(RigError):
     """The guest reached userspace but its artefacts came back incomplete or garbled."""
 
 
+class ParseError(CollectError):
+    """A line inside a block of evidence (a memory map, /proc/iomem, a PCI list) does not
+    parse: the block is refused whole, never judged shorter."""
+
+
 class Interrupted(RigError):
     """Ctrl-C or SIGTERM: everything was torn down, nothing was judged."""
 

@@ -224,7 +224,7 @@ def _collect_over_ssh(host: Host, transcript: console.Transcript, result: Kernel
         if extras.get(name):
             (run_dir / filename).write_text(extras[name])
     result.ssh["extras"] = sorted(ssh_mod.EXTRAS[n][0] for n, text in extras.items() if text)
-    return collect.Collected(sections)
+    return collect.check_whole(sections, collect.REQUIRED)
 
 
 @contextlib.contextmanager

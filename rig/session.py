@@ -31,9 +31,6 @@ from .errors import (
 from .host import qemu
 from .scenario import Scenario
 
-UNPATCHED_ROLE = "unpatched"
-
-
 @dataclass
 class Options:
     out_dir: Path | None = None
@@ -305,11 +302,11 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
 
 def _xen_map(job: matrix.Job, boot: runner.KernelBoot,
              boots: list[tuple[matrix.Job, runner.KernelBoot]]) -> verdict_mod.XenMap:
-    """The map Xen gave dom0: from the same host's unpatched run if it collected, else reconstructed."""
-    reference = next((b for j, b in boots if j.host == job.host and j.role == UNPATCHED_ROLE), None)
-    if reference is not None and reference.error is None and reference.collected is not None:
-        return verdict_mod.xen_map_from_unpatched(reference.collected["dmesg"], UNPATCHED_ROLE)
-    return verdict_mod.xen_map_reconstructed(boot.serial, job.dom0_mem)
+    """The map Xen gave dom0, rebuilt from Xen's host e820: this boot's serial log first,
+    then those of the other kernels booted on the same host."""
+    serials = [(job.role, boot.serial)] + [(j.role, b.serial) for j, b in boots
+                                           if j.host == job.host and b is not boot and b.serial]
+    return verdict_mod.xen_map(serials, job.dom0_mem)
 
 
 def exit_code(results: list[dict]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import CollectError, ParseError
 from ..parse import Range
 from ..parse import dmesg as dmesg_parse
 from ..parse import e820 as e820_parse
@@ -48,19 +49,56 @@ class Analysis:
     findings: list[dmesg_parse.Finding] = field(default_factory=list)
 
 
-def xen_map_from_unpatched(dmesg: str, role: str) -> XenMap:
-    """An unpatched kernel prints Xen's map unchanged in its BIOS-e820 lines."""
-    return XenMap(e820_parse.from_dmesg(dmesg), f"BIOS-e820 lines of the {role!r} run (unpatched kernel, same host)")
+def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
+    """The e820 Xen gave dom0, rebuilt from Xen's host e820 and dom0_mem: independent of
+    every dom0 kernel, so no kernel is judged against its own account of the map.
+
+    `serials`: (whose, serial log) of boots of the same host, this boot's first. Every
+    boot of a host prints the same host e820; a block garbled on the serial line is
+    refused (ParseError), and the next boot's copy is used. Copies that parse must agree.
+    """
+    maps, problems = [], []
+    for whose, serial in serials:
+        try:
+            found = e820_parse.from_xen(serial)
+        except ParseError as exc:
+            problems.append(f"{whose}: {exc}")
+            continue
+        if found:
+            maps.append((whose, found))
+        else:
+            problems.append(f"{whose}: no Xen-e820 RAM map block")
+    if not maps:
+        raise CollectError("Xen's host e820: " + "; ".join(problems))
+    whose, host_map = maps[0]
+    for other, m in maps[1:]:
+        if m != host_map:
+            raise CollectError(f"Xen's host e820 differs between the serial logs of {whose} and {other} "
+                               "of the same host")
+    source = f"rebuilt from Xen's host e820 ({whose}'s serial log) and dom0_mem"
+    if problems and problems[0].startswith(serials[0][0] + ":"):
+        source += f"; this boot's copy was refused ({problems[0]})"
+    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE), source)
 
 
-def xen_map_reconstructed(serial: str, dom0_mem: int) -> XenMap:
-    host_map = e820_parse.from_xen(serial)
-    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE),
-                  "reconstructed from Xen's host e820 and dom0_mem (no unpatched run; "
-                  "ACPI table pages not modelled, counts may differ by a page)")
+def map_disagreement(xen: XenMap, kernel_map: list[e820_parse.E820Entry], what: str) -> str | None:
+    """Where a kernel's map disagrees with Xen's about RAM outside Xen's UNUSABLE ranges
+    (the only RAM any kernel may add is in those): None when they agree (pure)."""
+    unusable = tuple(r for r in e820_parse.ranges_of(xen.entries, "unusable"))
+    want = balloon.whole_ram_pages(xen.entries, unusable)
+    got = balloon.whole_ram_pages(kernel_map, unusable)
+    if want == got:
+        return None
+
+    def show(frames):
+        return ", ".join(f"[{a * balloon.PAGE:#x}-{(b + 1) * balloon.PAGE - 1:#x}]" for a, b in frames) or "none"
+    return (f"{what} disagrees with Xen's map on RAM outside UNUSABLE: Xen {show(want)} "
+            f"({sum(b - a + 1 for a, b in want)} pages), kernel {show(got)} ({sum(b - a + 1 for a, b in got)} pages)")
 
 
-def analyse(collected, firmware_pci: list, xen_map: XenMap) -> Analysis:
+def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
+    if not firmware_pci:  # without where firmware put the BARs, "nothing moved" would be a guess
+        raise CollectError("no firmware PCI snapshot (query-pci when Xen started): relocations cannot be judged")
     firmware = pci_parse.from_query_pci_data(firmware_pci)
     final = pci_parse.from_sysfs(collected["pci-resources"])
     events = dmesg_parse.pci_events(collected["dmesg"])
@@ -84,8 +122,19 @@ def analyse(collected, firmware_pci: list, xen_map: XenMap) -> Analysis:
                  "converted_pages": sum(balloon.pages(r) for r in converted),
                  "expected_converted_pages": sum(balloon.pages(r) for r in expectation.converted)},
         xen_map_source=xen_map.source,
-        findings=dmesg_parse.findings(collected["dmesg"]),
+        findings=dmesg_parse.findings(collected["dmesg"]) + _map_findings(xen_map, collected, final_map),
     )
+
+
+def _map_findings(xen_map: XenMap, collected, final_map) -> list[dmesg_parse.Finding]:
+    """The kernel's boot map (BIOS-e820) and its final map against Xen's own view."""
+    out = []
+    for what, kernel_map in (("the kernel's BIOS-e820 map", e820_parse.from_dmesg(collected["dmesg"])),
+                             ("the kernel's final map (/sys/firmware/memmap)", final_map)):
+        problem = map_disagreement(xen_map, kernel_map, what)
+        if problem:
+            out.append(dmesg_parse.Finding("xen-map-disagreement", problem))
+    return out
 
 
 def _ranges(rs) -> str:

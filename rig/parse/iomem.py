@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import ParseError
+
 _LINE = re.compile(r"^(?P<indent> *)(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+) : (?P<name>.*?)\s*$")
 
 
@@ -25,9 +27,13 @@ def parse(text: str) -> list[IomemEntry]:
     entries: list[IomemEntry] = []
     stack: list[int] = []  # indices of the open ancestors, by depth
     for line in text.splitlines():
-        m = _LINE.match(line.rstrip("\r"))
-        if not m:
+        if not line.strip():
             continue
+        m = _LINE.match(line.rstrip("\r"))
+        if not m or len(m.group("indent")) % 2 or len(m.group("indent")) // 2 > len(stack):
+            raise ParseError(f"iomem: line does not parse: {line.strip()!r}")
+        if int(m.group("end"), 16) < int(m.group("start"), 16):
+            raise ParseError(f"iomem: range ends before it starts: {line.strip()!r}")
         depth = len(m.group("indent")) // 2
         del stack[depth:]
         parent = stack[-1] if stack else None

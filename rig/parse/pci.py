@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+
+from ..errors import ParseError
 
 from .dmesg import BRIDGE_IO, BRIDGE_MEM, BRIDGE_PREF, resource_name
 
@@ -100,14 +103,19 @@ def canonical_index(index: int, lines: int | None) -> int:
     return index
 
 
+_SYSFS_LINE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] \d+ 0x[0-9a-f]{16} 0x[0-9a-f]{16} 0x[0-9a-f]{16}( \d+)?$")
+
+
 def from_sysfs(text: str) -> list[PciResource]:
     """Agent lines 'BDF INDEX START END FLAGS [LINES]' (hex), one per non-empty resource slot;
     LINES (newer agents) is the length of the device's sysfs resource file."""
     out = []
     for line in text.splitlines():
-        parts = line.split()
-        if len(parts) not in (5, 6):
+        if not line.strip():
             continue
+        if not _SYSFS_LINE.match(line.strip()):
+            raise ParseError(f"pci-resources: line does not parse: {line.strip()!r}")
+        parts = line.split()
         lines = int(parts[5]) if len(parts) == 6 else None
         parts = parts[:5]
         device, index = parts[0], canonical_index(int(parts[1]), lines)

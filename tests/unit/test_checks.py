@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
+
 from rig import collect
 from rig.checks import balloon, relocation, verdict
+from rig.errors import CollectError, ParseError
 from rig.parse import dmesg, e820, pci
 from rig.parse.e820 import E820Entry
 from rig.scenario import Expect
-from tests.conftest import RUNS, read_console
+from tests.conftest import CAPTURES, RUNS, read_console
 
 GiB = 1 << 30
 PAGE = 4096
@@ -19,14 +22,18 @@ def _run(role):
             json.loads((base / "qmp-pci-firmware.json").read_text()))
 
 
-def _xen_map():
-    unpatched, _ = _run("unpatched")
-    return verdict.xen_map_from_unpatched(unpatched["dmesg"], "unpatched")
+def _serials(scenario, *roles):
+    return [(role, read_console(RUNS / scenario / role / "serial.log")) for role in roles]
+
+
+def _xen_map(role="patched"):
+    """Xen's map for dom0 as the rig judges every role: from Xen's own log, not a kernel's."""
+    return verdict.xen_map(_serials("bar-clash-64bit", role), 512 << 20)
 
 
 def test_unpatched_run_moved_the_testdev_bar_because_of_scratch():
     collected, firmware = _run("unpatched")
-    a = verdict.analyse(collected, firmware, _xen_map())
+    a = verdict.analyse(collected, firmware, _xen_map("unpatched"))
     (moved,) = a.relocations
     assert moved.resource == "BAR 2"
     assert moved.firmware == (4 * GiB, 5 * GiB - 1)          # SeaBIOS: bottom of the 64-bit window
@@ -88,15 +95,58 @@ def test_observed_conversion_is_the_unusable_part_now_ram():
     assert balloon.observed_conversion(unusable, final) == [(0x1000, 0x4FFF)]
 
 
-def test_reconstructed_map_matches_the_real_unpatched_map(capture):
-    text = capture("unpatched-6.1-testdev1G-relocated")
-    real = e820.from_dmesg(collect.sections(text, required=("dmesg",))["dmesg"])
-    rebuilt = balloon.reconstruct_xen_map(e820.from_xen(text), (512 << 20) // PAGE)
-    real_unusable = [(e.start, e.end) for e in real if e.type == "unusable"]
-    assert [(e.start, e.end) for e in rebuilt if e.type == "unusable"] == real_unusable
-    # Xen carves dom0's ACPI tables out of its RAM; the reconstruction does not, hence at most one page.
-    assert abs(balloon.expected_conversion(rebuilt).dom0_ram_pages
-               - balloon.expected_conversion(real).dom0_ram_pages) <= 1
+XEN_MAP_LOGS = [  # (serial log, dom0_mem, kernel prints Xen's map unchanged)
+    (CAPTURES / "unpatched-6.1-default-q35.serial.log", 512 << 20, True),
+    (CAPTURES / "unpatched-6.1-testdev1G-relocated.serial.log", 512 << 20, True),
+    (CAPTURES / "libvirt-qemu64svm-6.1-testdev1G-relocated.serial.log", 512 << 20, True),
+    (CAPTURES / "ovmf-xenefi-6.1-testdev1G-noclash.serial.log", 512 << 20, True),     # EFI RAM map
+    (CAPTURES / "patched-6.12-testdev1G-clean.serial.log", 512 << 20, False),
+    (RUNS / "bar-clash-64bit/unpatched/serial.log", 512 << 20, True),
+    (RUNS / "bar-clash-64bit/patched/serial.log", 512 << 20, False),
+    (RUNS / "hole32-6G/unpatched/serial.log", 1 << 30, True),                          # RAM above 4 GiB
+    (RUNS / "hole32-6G/patched/serial.log", 1 << 30, False),
+    (RUNS / "ovmf-hole32-6G/unpatched/serial.log", 1 << 30, True),
+    (RUNS / "ovmf-hole32-6G/patched/serial.log", 1 << 30, False),
+]
+
+
+@pytest.mark.parametrize("log, dom0_mem, unchanged", XEN_MAP_LOGS, ids=lambda v: getattr(v, "parent", v))
+def test_xen_map_rebuilt_from_xen_log_agrees_with_real_dom0_maps(log, dom0_mem, unchanged):
+    """Xen's map for dom0, rebuilt from Xen's lines alone, against what real 6.1 and 6.12 dom0s
+    printed: the same RAM pages outside UNUSABLE; for 6.1 also the same UNUSABLE ranges."""
+    text = read_console(log)
+    xen_map = verdict.xen_map([("this", text)], dom0_mem)
+    kernel = e820.from_dmesg(collect.sections(text, required=("dmesg",))["dmesg"])
+    assert verdict.map_disagreement(xen_map, kernel, "k") is None
+    # Xen copies dom0's ACPI tables into its last page of RAM below 4 GiB: one whole page fewer.
+    assert balloon.expected_conversion(xen_map.entries).dom0_ram_pages == dom0_mem // PAGE - 1
+    if unchanged:
+        assert e820.ranges_of(xen_map.entries, "unusable") == e820.ranges_of(kernel, "unusable")
+
+
+def test_a_kernel_map_with_a_page_more_or_less_is_a_disagreement():
+    text = read_console(XEN_MAP_LOGS[0][0])
+    xen_map = verdict.xen_map([("this", text)], 512 << 20)
+    kernel = e820.from_dmesg(collect.sections(text, required=("dmesg",))["dmesg"])
+    ram = next(i for i, e in enumerate(kernel) if e.type == "ram" and e.start == 0x100000)
+    grown = kernel[:ram] + [E820Entry(kernel[ram].start, kernel[ram].end + PAGE, "ram")] + kernel[ram + 1:]
+    assert "131071 pages), kernel" in verdict.map_disagreement(xen_map, grown, "k")
+
+
+def test_a_garbled_xen_e820_with_no_other_boot_of_the_host_is_an_error():
+    text = read_console(RUNS / "balloon-cap-split-128M/patched/serial.log")
+    with pytest.raises(CollectError, match=r"Xen's host e820: patched: Xen-e820 RAM map: line does not parse"):
+        verdict.xen_map([("patched", text)], 128 << 20)
+
+
+def test_a_fixed_kernel_in_the_reference_role_fails_balloon_converted_false():
+    # Judged against its own BIOS-e820 (which the fix rewrites before printing) it passed.
+    collected, firmware = _run("patched")
+    a = verdict.analyse(collected, firmware, _xen_map("patched"))
+    (check,) = verdict.evaluate(Expect(balloon_converted=False), a)
+    # Host RAM [1 MiB, 0x7ffdffff]; dom0 keeps 512 MiB (159 pages below 640 KiB): the rest is UNUSABLE.
+    unusable_pages = (0x7ffe0000 - (0x100000 + ((512 << 20) // PAGE - 159) * PAGE)) // PAGE
+    assert not check.passed and f"({unusable_pages} pages)" in check.detail
 
 
 def test_child_of_moved_window_is_attributed_to_the_window():
@@ -120,27 +170,46 @@ def test_unassigned_after_boot_is_a_relocation():
 
 
 def test_real_cap_split_matches_the_kernel_rule():
-    """balloon-cap-split at dom0_mem=128M on a 4 GiB host, as a real 6.12 dom0 did it."""
+    """balloon-cap-split at dom0_mem=128M on a 4 GiB host, as a real 6.12 dom0 did it. The
+    patched boot's own Xen e820 block is garbled on the serial line ('[['), so Xen's map comes
+    from the unpatched boot of the same host; the kernel's rule then gives the exact split."""
     base = RUNS / "balloon-cap-split-128M"
-    unpatched = collect.sections(read_console(base / "unpatched" / "serial.log"))
     patched = collect.sections(read_console(base / "patched" / "serial.log"))
     firmware = json.loads((base / "patched" / "qmp-pci-firmware.json").read_text())
-    a = verdict.analyse(patched, firmware, verdict.xen_map_from_unpatched(unpatched["dmesg"], "unpatched"))
+    xen_map = verdict.xen_map(_serials("balloon-cap-split-128M", "patched", "unpatched"), 128 << 20)
+    assert xen_map.source.startswith("rebuilt from Xen's host e820 (unpatched's serial log)")
+    assert "this boot's copy was refused" in xen_map.source
+    a = verdict.analyse(patched, firmware, xen_map)
     b = a.balloon
-    assert b["cap_pages"] == 10 * b["dom0_ram_pages"] < b["unusable_pages"]   # the cap binds
+    # 128 MiB = 32768 pages; Xen copies dom0's ACPI tables into the last one: 32767 whole RAM pages.
+    assert (b["dom0_ram_pages"], b["cap_pages"]) == (32767, 327670)
+    assert b["cap_pages"] < b["unusable_pages"]                               # the cap binds
     (first, second) = a.unusable                                              # below and above 4 GiB
+    # Xen's host RAM: [0, 0x9fbff] (159 whole pages), then from 1 MiB: 32768 - 159 pages more.
+    split = 0x100000 + (32768 - 159) * PAGE
+    assert first == (split, 0x7ffdffff) and second == (4 * GiB, 0x17fffffff)
     (converted,) = a.converted
-    assert converted[0] == first[0] and converted[1] < first[1]               # split inside the first
-    assert b["converted_pages"] == b["cap_pages"]
+    assert converted == (split, split + 327670 * PAGE - 1)
+    assert b["converted_pages"] == b["cap_pages"] == 327670
     assert a.converted == a.expected_conversion
     assert not any(balloon.pages((max(s, second[0]), min(e, second[1]))) for s, e in a.converted)
+    assert not [f for f in a.findings if f.kind == "xen-map-disagreement"]
+
+
+def test_recorded_doubled_digit_in_a_reference_map_is_refused():
+    # balloon-cap-split-128M/unpatched, dmesg section (line count matched, agent 1 sent no
+    # checksum): 'BIOS-e820: [mem 0x00000000fed1c000-0x00000000fed11ffff]' and
+    # '0x00000000008060f16'. Judging it would shrink or shift the reference map.
+    unpatched = collect.sections(read_console(RUNS / "balloon-cap-split-128M" / "unpatched" / "serial.log"))
+    with pytest.raises(ParseError, match="BIOS-e820 line does not parse"):
+        e820.from_dmesg(unpatched["dmesg"])
 
 
 def test_real_ovmf_run_clashes_in_the_32bit_hole():
     base = RUNS / "ovmf-hole32-6G"
     unpatched = collect.sections(read_console(base / "unpatched" / "serial.log"))
     firmware = json.loads((base / "unpatched" / "qmp-pci-firmware.json").read_text())
-    a = verdict.analyse(unpatched, firmware, verdict.xen_map_from_unpatched(unpatched["dmesg"], "unpatched"))
+    a = verdict.analyse(unpatched, firmware, verdict.xen_map(_serials("ovmf-hole32-6G", "unpatched"), 1 << 30))
     (scratch,) = a.xen_scratch
     (moved,) = a.relocations
     assert scratch[1] < 1 << 32 and moved.firmware[0] <= scratch[1] and scratch[0] <= moved.firmware[1]

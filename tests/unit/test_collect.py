@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 
 from rig import collect
@@ -14,7 +16,8 @@ def test_sections_from_capture(capture):
 
 def test_rig_run_has_every_section(run_data):
     found = collect.sections(run_data("bar-clash-64bit", "unpatched", "serial.log"))
-    assert set(collect.REQUIRED) <= set(found.sections)
+    assert collect.agent_version(run_data("bar-clash-64bit", "unpatched", "serial.log")) == 1
+    assert set(collect.SECTIONS_BY_AGENT[1]) <= set(found.sections)
     assert found["uname"].strip() == "6.1.0-56-amd64"
 
 
@@ -59,8 +62,7 @@ class _FakeAgent:
     def sendline(self, line):
         name = line.split()[1]
         self.asked.append(name)
-        self.transcript.write(f"{line}\n@@RIG-BEGIN {name}\n{self.clean[name]}@@RIG-END {name} "
-                              f"{self.clean[name].count(chr(10))}\n@@RIG-DONE\n")
+        self.transcript.write(f"{line}\n" + _section(name, self.clean[name]) + "@@RIG-DONE\n")
 
     def expect(self, pattern, timeout):
         return 0
@@ -69,7 +71,7 @@ class _FakeAgent:
 def test_gather_asks_for_what_is_broken_or_missing():
     from rig.console import Transcript
     t = Transcript()
-    t.write("@@RIG-BEGIN iomem\na\n@@RIG-END iomem 2\n@@RIG-DONE\n")
+    t.write("@@RIG-AGENT 3 6.1\n@@RIG-BEGIN iomem\na\n@@RIG-END iomem 2\n@@RIG-DONE\n")
     agent = _FakeAgent(t, {"iomem": "a\nb\n", "e820": "x\n"})
     got = collect.gather(agent, t, required=("iomem", "e820"))
     assert sorted(agent.asked) == ["e820", "iomem"]
@@ -80,3 +82,51 @@ def test_a_real_garbled_pv_console_is_reported_not_judged(run_data):
     # A PV dom0 console that dropped characters three times over, resends included.
     with pytest.raises(CollectError, match="section dmesg"):
         collect.sections(run_data("pv-dom0-garbled", "patched", "serial.log"))
+
+
+def _section(name, body, sha=None):
+    """A section as agent 3 prints it: line count and the sha256 dom0 computed."""
+    return (f"@@RIG-BEGIN {name}\n{body}@@RIG-END {name} {body.count(chr(10))} "
+            f"{sha or hashlib.sha256(body.encode()).hexdigest()}\n")
+
+
+BAR_LINE = "0000:00:01.0 2 0x0000000100000000 0x000000013fffffff 0x000000000014220c 13\n"
+
+
+def test_an_altered_hex_digit_with_the_same_line_count_is_refused():
+    # The console turned one digit of the default BAR's line into another: same length, same
+    # line count. Judged, it would read "moved 0x100000000->0x500000000".
+    sent = hashlib.sha256(BAR_LINE.encode()).hexdigest()
+    delivered = BAR_LINE.replace("0x0000000100000000", "0x0000000500000000")
+    text = "@@RIG-AGENT 3 6.1\n" + _section("pci-resources", delivered, sha=sent)
+    found, problems = collect.parse_sections(text)
+    assert "pci-resources" not in found
+    assert problems["pci-resources"].startswith("sha256 differs")
+    with pytest.raises(CollectError, match="section pci-resources: sha256 differs"):
+        collect.sections(text, required=("pci-resources",))
+
+
+def test_agent_3_without_a_checksum_is_refused_and_older_agents_are_held_to_their_protocol():
+    bare = "@@RIG-BEGIN iomem\na\n@@RIG-END iomem 1\n"
+    assert collect.parse_sections("@@RIG-AGENT 3 6.1\n" + bare)[1] == {"iomem": "no sha256 on the END line "
+                                                                                  "(console garbled)"}
+    assert collect.parse_sections("@@RIG-AGENT 2 6.1\n" + bare)[0] == {"iomem": "a\n"}
+    # Live collection holds the console to the agent the rig ships, whatever the log claims.
+    assert "iomem" in collect.parse_sections("@@RIG-AGENT 2 6.1\n" + bare, agent=collect.AGENT_VERSION)[1]
+
+
+def test_an_empty_required_section_is_a_collection_error_not_data():
+    # An empty pci-resources made every firmware BAR look "left unassigned".
+    text = "@@RIG-AGENT 3 6.1\n" + _section("pci-resources", "") + _section("iomem", "a\n")
+    with pytest.raises(CollectError, match="section pci-resources: empty"):
+        collect.sections(text, required=("pci-resources", "iomem"))
+
+
+def test_gather_resends_an_altered_section_and_takes_the_clean_copy():
+    from rig.console import Transcript
+    t = Transcript()
+    altered = BAR_LINE.replace("0x0000000100000000", "0x0000000500000000")
+    t.write("@@RIG-AGENT 3 6.1\n" + _section("pci-resources", altered, sha=hashlib.sha256(BAR_LINE.encode()).hexdigest()))
+    agent = _FakeAgent(t, {"pci-resources": BAR_LINE})
+    got = collect.gather(agent, t, required=("pci-resources",))
+    assert agent.asked == ["pci-resources"] and got["pci-resources"] == BAR_LINE

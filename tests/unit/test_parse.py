@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from rig import collect
+from rig.errors import ParseError
 from rig.parse import dmesg, e820, iomem, pci, xen
-from tests.conftest import RUNS
+from tests.conftest import RUNS, read_console
 
 
 def _sections(capture, name):
@@ -172,3 +175,58 @@ def test_bridge_windows_of_a_kernel_without_pci_iov_keep_their_names():
     assert ("0000:00:01.0", 0) in a and ("0000:01:00.0", 2) in a   # BARs keep their index
     b = {(r.device, r.index) for r in pci.from_sysfs(with_iov)}
     assert b == {("0000:00:01.0", 13), ("0000:00:01.0", 15), ("0000:01:00.0", 7)}  # an IOV BAR stays 7
+
+
+# --- strict inside a block: a garbled line is refused, never the end of a shorter map ---------
+
+@pytest.mark.parametrize("run, garbled", [
+    ("balloon-cap-split-128M/patched", "[[00000000000f0000"),      # recorded: a doubled bracket
+    ("bridge-pref64-clash/unpatched", "00000000b0000000,,"),        # recorded: a doubled comma
+])
+def test_recorded_garbled_xen_e820_lines_are_refused(run, garbled):
+    text = read_console(RUNS / run / "serial.log")
+    assert garbled in text
+    with pytest.raises(ParseError, match="Xen-e820 RAM map: line does not parse"):
+        e820.from_xen(text)
+
+
+def test_xen_e820_under_xen_efi_is_the_efi_ram_map(capture):
+    host = e820.from_xen(capture("ovmf-xenefi-6.1-testdev1G-noclash"))
+    assert host[0] == e820.E820Entry(0, 0x9FFFF, "ram")
+    assert e820.E820Entry(0x806000, 0x807FFF, "nvs") in host
+
+
+@pytest.mark.parametrize("text, where", [
+    ("0x0 0x9fbff System RAM\n0x100000 0x7ffdefff System RAM\n0x7ffdf000 0x7ff", "e820 section"),
+    ("0x0 0x9fbff System RAM\n0x90000 0x9ffff Reserved\n", "e820 section"),       # overlapping entries
+])
+def test_memmap_lines_must_all_parse(text, where):
+    with pytest.raises(ParseError, match=where):
+        e820.from_memmap(text)
+
+
+def test_dmesg_bios_e820_with_an_extra_digit_is_refused():
+    text = ("[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable\n"
+            "[    0.000000] BIOS-e820: [mem 0x00000000fed1c000-0x00000000fed11ffff] reserved\n")
+    with pytest.raises(ParseError, match="BIOS-e820 line does not parse"):
+        e820.from_dmesg(text)
+
+
+@pytest.mark.parametrize("text", [
+    "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n  garbage\n",
+    "00000000-00000fff : Reserved\n    00001000-00001fff : too deep\n",             # skips a level
+    "00100000-000fffff : ends before it starts\n",
+])
+def test_iomem_lines_must_all_parse(text):
+    with pytest.raises(ParseError, match="iomem"):
+        iomem.parse(text)
+
+
+@pytest.mark.parametrize("line", [
+    "0000:00:01.0 2 0x0000000100000000 0x000000013fffffff",                            # a field lost
+    "0000:00:01.0 2 0x00000001000000000 0x000000013fffffff 0x000000000014220c 13",     # a digit doubled
+    "0000:00:0x.0 2 0x0000000100000000 0x000000013fffffff 0x000000000014220c 13",
+])
+def test_pci_resource_lines_must_all_parse(line):
+    with pytest.raises(ParseError, match="pci-resources"):
+        pci.from_sysfs(line + "\n")

@@ -64,8 +64,14 @@ class Xen(_Strict):
 Relocations = Union[Literal["none", "some"], Annotated[int, Field(ge=0)]]
 
 
+RelocationCause = Literal["xen-scratch", "other-conflict", "unassigned", "absent", "unexplained"]
+
+
 class _Expectations(_Strict):
     relocations: Relocations | None = None
+    # The root causes every moved resource must have (checks/relocation.py CAUSES). Unset:
+    # any cause but "unexplained" and "absent", which always need naming here.
+    relocation_cause: Union[RelocationCause, list[RelocationCause]] | None = None
     balloon_converted: bool | None = None
     xen_scratch: Literal["none", "some"] | None = None
     reason: str = ""  # why this outcome is expected: read by people, shown in docs

@@ -15,15 +15,22 @@ from ..parse.dmesg import BRIDGE_IO, PciEvent
 from ..parse.pci import PciResource
 
 
+# Why a resource moved, as a scenario names it (relocation_cause): the root cause, so a BAR
+# that followed its moved bridge window has the window's cause.
+CAUSES = ("xen-scratch", "other-conflict", "unassigned", "absent", "unexplained")
+UNEXPLAINED = ("unexplained", "absent")   # fail a relocations expectation unless allowed by name
+
+
 @dataclass(frozen=True)
 class Relocation:
     device: str
     resource: str            # "BAR 2", "bridge window", ...
     index: int
     firmware: Range
-    final: Range | None      # None: left unassigned
-    cause: str
+    final: Range | None      # None: left unassigned, or the device is absent
+    cause: str               # in words, with the evidence's owner and range
     evidence: tuple[str, ...] = field(default_factory=tuple)
+    root_cause: str = "unexplained"   # one of CAUSES
 
     def describe(self) -> str:
         final = f"{self.final[0]:#x}" if self.final else "unassigned"
@@ -36,6 +43,7 @@ def _contains(outer: Range, inner: Range) -> bool:
 
 def relocations(firmware: list[PciResource], final: list[PciResource], events: list[PciEvent]) -> list[Relocation]:
     final_by_key = {r.key: r for r in final}
+    final_devices = {r.device for r in final}
     moved: list[tuple[PciResource, PciResource | None]] = []
     for fw in firmware:
         if fw.range is None:
@@ -45,24 +53,43 @@ def relocations(firmware: list[PciResource], final: list[PciResource], events: l
             moved.append((fw, fin))
     moved_windows = [fw for fw, _ in moved if fw.index >= BRIDGE_IO]
 
+    def parent_of(fw: PciResource) -> PciResource | None:
+        return min((w for w in moved_windows if w.device != fw.device and w.kind == fw.kind
+                    and _contains(w.range, fw.range)), key=lambda w: w.end - w.start, default=None)
+
+    def own_cause(fw: PciResource, fin: PciResource | None) -> tuple[str, str]:
+        conflict = next((e for e in events if (e.device, e.index) == fw.key and e.action == "claim-conflict"), None)
+        if conflict is not None:
+            cs, ce = conflict.conflict_range
+            kind = "xen-scratch" if conflict.conflict_owner == "Xen scratch" else "other-conflict"
+            return f"conflict with {conflict.conflict_owner} [{cs:#x}-{ce:#x}]", kind
+        if fw.device not in final_devices:
+            return "absent: the device is gone from dom0's PCI list", "absent"
+        if fin is None or fin.range is None:
+            return "left unassigned", "unassigned"
+        return "unexplained (no conflict line in dmesg)", "unexplained"
+
+    def root(fw: PciResource, fin: PciResource | None, depth: int = 0) -> str:
+        parent = parent_of(fw)
+        # A lost device stays "absent" whatever moved above it: a scenario must allow it by name.
+        if parent is None or depth > 16 or _has_conflict(fw, events) or fw.device not in final_devices:
+            return own_cause(fw, fin)[1]
+        return root(parent, final_by_key.get(parent.key), depth + 1)
+
     out = []
     for fw, fin in moved:
         mine = [e for e in events if (e.device, e.index) == fw.key and e.action != "found"]
-        conflict = next((e for e in mine if e.action == "claim-conflict"), None)
-        parent = min((w for w in moved_windows if w.device != fw.device and w.kind == fw.kind
-                      and _contains(w.range, fw.range)), key=lambda w: w.end - w.start, default=None)
-        if conflict is not None:
-            cs, ce = conflict.conflict_range
-            cause = f"conflict with {conflict.conflict_owner} [{cs:#x}-{ce:#x}]"
-        elif parent is not None:
+        parent = parent_of(fw)
+        cause, _ = own_cause(fw, fin)
+        if parent is not None and not _has_conflict(fw, events) and fw.device in final_devices:
             cause = f"parent window moved ({parent.device} {parent.name})"
-        elif fin is None or fin.range is None:
-            cause = "left unassigned"
-        else:
-            cause = "unexplained (no conflict line in dmesg)"
         out.append(Relocation(fw.device, fw.name, fw.index, fw.range, fin.range if fin else None, cause,
-                              tuple(e.line for e in mine)))
+                              tuple(e.line for e in mine), root(fw, fin)))
     return out
+
+
+def _has_conflict(fw: PciResource, events: list[PciEvent]) -> bool:
+    return any((e.device, e.index) == fw.key and e.action == "claim-conflict" for e in events)
 
 
 def resource_table(firmware: list[PciResource], final: list[PciResource]) -> list[dict]:

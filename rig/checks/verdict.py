@@ -151,6 +151,8 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         passed = n == 0 if want == "none" else n > 0 if want == "some" else n == want
         moved = "; ".join(r.describe() for r in a.relocations) or "nothing moved"
         checks.append(Check("relocations", passed, f"want {want}, got {n}: {moved}"))
+    if expect.relocation_cause is not None or (expect.relocations is not None and a.relocations):
+        checks.append(_cause_check(expect, a))
     if expect.balloon_converted is not None:
         pages = a.balloon["converted_pages"]
         if expect.balloon_converted:
@@ -166,6 +168,21 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         passed = n == 0 if expect.xen_scratch == "none" else n > 0
         checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
     return checks
+
+
+def _cause_check(expect: Expect, a: Analysis) -> Check:
+    """Every moved resource's root cause is one the scenario names (or, unnamed, one that
+    is explained: a conflict or a failed assignment, never an unexplained move or a lost device)."""
+    named = expect.relocation_cause
+    allowed = set([named] if isinstance(named, str) else named) if named is not None else \
+        set(relocation.CAUSES) - set(relocation.UNEXPLAINED)
+    wrong = [r for r in a.relocations if r.root_cause not in allowed]
+    want = " | ".join(sorted(allowed))
+    if wrong:
+        return Check("relocation_cause", False, f"want every move caused by {want}; "
+                     + "; ".join(f"{r.describe()}: {r.root_cause}" for r in wrong))
+    got = ", ".join(sorted({r.root_cause for r in a.relocations})) or "nothing moved"
+    return Check("relocation_cause", True, f"want {want}; got {got}")
 
 
 def verdict(error: str | None, checks: list[Check]) -> str:

@@ -215,3 +215,59 @@ def test_real_ovmf_run_clashes_in_the_32bit_hole():
     assert scratch[1] < 1 << 32 and moved.firmware[0] <= scratch[1] and scratch[0] <= moved.firmware[1]
     assert moved.cause.startswith("conflict with Xen scratch")
     assert "EFI" in read_console(base / "unpatched" / "serial.log")  # it really went through xen.efi
+
+
+# --- relocation causes: "some" must not pass for the wrong reason ---------------------------
+
+def _fw_final(final_start, device="0000:00:03.0"):
+    fw = [pci.PciResource("0000:00:03.0", 2, "mem", 0x100000000, 0x13FFFFFFF, True)]
+    final = [pci.PciResource(device, 2, "mem", final_start, None if final_start is None else final_start + GiB - 1,
+                             True)]
+    return fw, final
+
+
+def _judge(relocations, expect):
+    a = verdict.Analysis("6.1", relocations, [], [], [], [], [], [], {}, "x")
+    return {c.name: c for c in verdict.evaluate(expect, a)}
+
+
+def test_real_clash_is_caused_by_xen_scratch_and_a_wrong_named_cause_fails():
+    collected, firmware = _run("unpatched")
+    a = verdict.analyse(collected, firmware, _xen_map("unpatched"))
+    assert [r.root_cause for r in a.relocations] == ["xen-scratch"]
+    ok = {c.name: c for c in verdict.evaluate(Expect(relocations="some", relocation_cause="xen-scratch"), a)}
+    assert ok["relocations"].passed and ok["relocation_cause"].passed
+    wrong = {c.name: c for c in verdict.evaluate(Expect(relocations="some", relocation_cause="unassigned"), a)}
+    assert wrong["relocations"].passed and not wrong["relocation_cause"].passed
+
+
+def test_a_move_without_a_conflict_line_fails_some_unless_allowed():
+    (r,) = relocation.relocations(*_fw_final(0x200000000), [])
+    assert r.root_cause == "unexplained"
+    checks = _judge([r], Expect(relocations="some"))
+    assert checks["relocations"].passed and not checks["relocation_cause"].passed
+    assert _judge([r], Expect(relocations="some", relocation_cause="unexplained"))["relocation_cause"].passed
+
+
+def test_a_bar_left_unassigned_is_not_a_xen_scratch_move():
+    (r,) = relocation.relocations(*_fw_final(None), [])
+    assert (r.root_cause, r.final) == ("unassigned", None)
+    assert _judge([r], Expect(relocations="some"))["relocation_cause"].passed   # explained, allowed by default
+    assert not _judge([r], Expect(relocations="some", relocation_cause="xen-scratch"))["relocation_cause"].passed
+
+
+def test_a_device_missing_from_dom0_is_absent_not_unassigned():
+    (r,) = relocation.relocations(*_fw_final(0x100000000, device="0000:00:04.0"), [])
+    assert r.root_cause == "absent" and r.cause.startswith("absent")
+    assert not _judge([r], Expect(relocations="some"))["relocation_cause"].passed
+
+
+def test_a_child_of_a_window_moved_by_xen_scratch_has_that_root_cause():
+    fw = [pci.PciResource("0000:00:1c.0", 15, "mem", 0x100000000, 0x1FFFFFFFF, True),
+          pci.PciResource("0000:01:00.0", 2, "mem", 0x100000000, 0x13FFFFFFF, True)]
+    final = [pci.PciResource("0000:00:1c.0", 15, "mem", 0x200000000, 0x2FFFFFFFF, True),
+             pci.PciResource("0000:01:00.0", 2, "mem", 0x200000000, 0x23FFFFFFF, True)]
+    conflict = dmesg.pci_events(
+        "pci 0000:00:1c.0: bridge window [mem 0x100000000-0x1ffffffff 64bit pref]: can't claim; "
+        "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]")
+    assert [r.root_cause for r in relocation.relocations(fw, final, conflict)] == ["xen-scratch", "xen-scratch"]

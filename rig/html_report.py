@@ -105,6 +105,14 @@ def render(paths: list[Path]) -> str:
                 if r.get("outcome"):
                     body.append(f"<p class=outcome>{html.escape(r['outcome']['summary'])}</p>")
                 body.append(_svg(title, lanes[run_dir], axis))
+                driver = r.get("balloon_driver")
+                if driver:
+                    body.append("<p class=balloon>balloon driver: " + html.escape(
+                        f"target {driver['target_kb']} KiB, current {driver['current_kb']} KiB, "
+                        f"in balloon {driver['low_kb'] + driver['high_kb']} KiB; by rule: "
+                        + ", ".join(f"{k} {v} KiB" for k, v in driver["rules_kb"].items())) + "</p>")
+                for f in r.get("findings", []):
+                    body.append(f"<p class=finding>{html.escape(f['kind'])}: {html.escape(f['line'])}</p>")
             for m in r["relocations"]:
                 body.append(f"<p>{html.escape(m['device'])} {html.escape(m['resource'])}: {html.escape(m['cause'])}</p>")
                 body.append("<pre>" + html.escape("\n".join(m["evidence"])) + "</pre>")
@@ -116,7 +124,7 @@ def render(paths: list[Path]) -> str:
 
 
 SUMMARY_KEYS = ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release", "verdict",
-                "stage_reached", "error", "relocations", "xen_scratch", "balloon", "outcome", "checks", "timings", "run_dir")
+                "stage_reached", "error", "relocations", "xen_scratch", "balloon", "balloon_driver", "outcome", "checks", "timings", "run_dir")
 
 
 def write(paths: list[Path], out_dir: Path) -> Path:

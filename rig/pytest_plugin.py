@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from . import matrix, session
+from .checks import verdict
 from . import scenario as scenario_mod
 from .errors import RigError
 from .units import format_size
@@ -172,8 +173,7 @@ class JobCollector(pytest.Collector):
 
     def collect(self):
         expect = self.job.scenario.expect.get(self.job.role)
-        names = [n for n in ("relocations", "balloon_converted", "xen_scratch")
-                 if expect is not None and getattr(expect, n) is not None] or ["boot"]
+        names = verdict.check_names(expect) or ["boot"]
         for name in names:
             item = CheckItem.from_parent(self, name=name, check=name)
             item.add_marker(pytest.mark.rig)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from .checks.verdict import Analysis, Check
+from .checks.verdict import Analysis, Check, balloon_rules
 from .parse import xen as xen_parse
 from .runner import KernelBoot
 from .scenario import Scenario, format_size
@@ -61,6 +62,9 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "converted_to_ram": [list(r) for r in (a.converted if a else [])],
         "expected_conversion": [list(r) for r in (a.expected_conversion if a else [])],
         "balloon": a.balloon if a else None,
+        # The balloon driver's own view (sysfs) and what each kernel rule says it should be.
+        "balloon_driver": ({**dataclasses.asdict(a.balloon_driver), "rules_kb": balloon_rules(a)}
+                           if a and a.balloon_driver else None),
         "outcome": outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
         "xen_map_source": a.xen_map_source if a else None,
         "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],

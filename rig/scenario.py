@@ -73,6 +73,11 @@ class _Expectations(_Strict):
     # any cause but "unexplained" and "absent", which always need naming here.
     relocation_cause: Union[RelocationCause, list[RelocationCause]] | None = None
     balloon_converted: bool | None = None
+    # The balloon driver's target and current reservation equal dom0's reservation by the
+    # kernel's rule (checks/verdict.py balloon_rules), converted pages not counted in it.
+    balloon_target: bool | None = None
+    # Every Xen scratch range lies inside converted RAM and in no PCI window or BAR.
+    xen_scratch_safe: bool | None = None
     xen_scratch: Literal["none", "some"] | None = None
     reason: str = ""  # why this outcome is expected: read by people, shown in docs
 

@@ -16,6 +16,7 @@ from ..parse import e820 as e820_parse
 from ..parse import iomem as iomem_parse
 from ..parse import pci as pci_parse
 from ..scenario import Expect
+from ..parse import xen_balloon
 from . import balloon, relocation
 
 
@@ -25,6 +26,7 @@ class XenMap:
 
     entries: list[e820_parse.E820Entry]
     source: str
+    dom0_pages: int | None = None   # the pages Xen populated for dom0 (dom0_mem), when known
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class Analysis:
     balloon: dict
     xen_map_source: str
     findings: list[dmesg_parse.Finding] = field(default_factory=list)
+    balloon_driver: xen_balloon.BalloonDriver | None = None   # None: absent, or not collected
+    balloon_driver_collected: bool = False
+    dom0_pages: int | None = None
+    scratch_outside_converted: list[Range] = field(default_factory=list)
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -78,7 +84,7 @@ def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
     source = f"rebuilt from Xen's host e820 ({whose}'s serial log) and dom0_mem"
     if problems and problems[0].startswith(serials[0][0] + ":"):
         source += f"; this boot's copy was refused ({problems[0]})"
-    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE), source)
+    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE), source, dom0_mem // balloon.PAGE)
 
 
 def map_disagreement(xen: XenMap, kernel_map: list[e820_parse.E820Entry], what: str) -> str | None:
@@ -123,7 +129,22 @@ def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
                  "expected_converted_pages": sum(balloon.pages(r) for r in expectation.converted)},
         xen_map_source=xen_map.source,
         findings=dmesg_parse.findings(collected["dmesg"]) + _map_findings(xen_map, collected, final_map),
+        balloon_driver=xen_balloon.parse(collected["xen-balloon"]) if "xen-balloon" in collected.sections else None,
+        balloon_driver_collected="xen-balloon" in collected.sections,
+        dom0_pages=xen_map.dom0_pages,
+        scratch_outside_converted=[s for s in scratch if not _covered(s, converted)],
     )
+
+
+def _covered(r: Range, by: list[Range]) -> bool:
+    """Is every byte of r inside the union of `by`?"""
+    start = r[0]
+    for a, b in sorted(by):
+        if a <= start <= b:
+            start = b + 1
+        if start > r[1]:
+            return True
+    return False
 
 
 def _map_findings(xen_map: XenMap, collected, final_map) -> list[dmesg_parse.Finding]:
@@ -141,6 +162,20 @@ def _ranges(rs) -> str:
     return ", ".join(f"[{a:#x}-{b:#x}]" for a, b in rs) or "none"
 
 
+def check_names(expect: Expect | None) -> list[str]:
+    """The checks `evaluate` makes for these expectations, in its order (pure): known
+    before anything boots, so the pytest plugin can name its items."""
+    if expect is None:
+        return []
+    wanted = {"relocations": expect.relocations is not None,
+              "relocation_cause": expect.relocation_cause is not None or expect.relocations is not None,
+              "balloon_converted": expect.balloon_converted is not None,
+              "balloon_target": expect.balloon_target is not None,
+              "xen_scratch_safe": expect.xen_scratch_safe is not None,
+              "xen_scratch": expect.xen_scratch is not None}
+    return [name for name, on in wanted.items() if on]
+
+
 def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
     checks: list[Check] = []
     if expect is None:
@@ -151,7 +186,7 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         passed = n == 0 if want == "none" else n > 0 if want == "some" else n == want
         moved = "; ".join(r.describe() for r in a.relocations) or "nothing moved"
         checks.append(Check("relocations", passed, f"want {want}, got {n}: {moved}"))
-    if expect.relocation_cause is not None or (expect.relocations is not None and a.relocations):
+    if expect.relocation_cause is not None or expect.relocations is not None:
         checks.append(_cause_check(expect, a))
     if expect.balloon_converted is not None:
         pages = a.balloon["converted_pages"]
@@ -163,11 +198,58 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
             passed = pages == 0
             detail = f"want UNUSABLE left alone; converted {_ranges(a.converted)} ({pages} pages)"
         checks.append(Check("balloon_converted", passed, detail))
+    if expect.balloon_target is not None:
+        checks.append(_balloon_target_check(expect.balloon_target, a))
+    if expect.xen_scratch_safe is not None:
+        checks.append(_scratch_safe_check(expect.xen_scratch_safe, a))
     if expect.xen_scratch is not None:
         n = len(a.xen_scratch)
         passed = n == 0 if expect.xen_scratch == "none" else n > 0
         checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
     return checks
+
+
+def balloon_rules(a: Analysis) -> dict[str, int]:
+    """current_kb values a correct kernel may report, by rule (pure). Page 0 is Linux's own
+    (trim_bios_range), so get_num_physpages() counts Xen's whole RAM pages less one;
+    converted pages are balloon space, never part of dom0's reservation."""
+    rules = {"physpages": 4 * (a.balloon["dom0_ram_pages"] - 1)}   # 6.1; 6.12 with 87af633689ce
+    if a.dom0_pages is not None:
+        rules["reservation"] = 4 * a.dom0_pages                    # b13cd24c15d7: Xen's tot_pages
+    return rules
+
+
+def _balloon_target_check(want: bool, a: Analysis) -> Check:
+    d = a.balloon_driver
+    if d is None:
+        why = "no balloon driver in dom0" if a.balloon_driver_collected else "the agent did not send xen-balloon"
+        return Check("balloon_target", False, f"want the balloon driver's view; {why}")
+    rules = balloon_rules(a)
+    matched = [name for name, kb in rules.items() if kb == d.current_kb]
+    converted_kb = 4 * a.balloon["converted_pages"]
+    held = d.target_kb == d.current_kb and bool(matched)
+    detail = (f"target_kb {d.target_kb}, current_kb {d.current_kb}, low_kb {d.low_kb}; rules: "
+              + ", ".join(f"{n} {kb}" for n, kb in rules.items())
+              + (f"; matches {matched[0]}" if matched else "")
+              + ("; current counts the converted pages (87af633689ce missing?)"
+                 if converted_kb and d.current_kb - converted_kb in rules.values() else ""))
+    return Check("balloon_target", held == want, ("want target = current = dom0's reservation; " if want
+                                                  else "want the reservation wrong; ") + detail)
+
+
+def _scratch_safe_check(want: bool, a: Analysis) -> Check:
+    """Xen scratch (where a kernel still shows one) lies inside converted RAM, in no PCI
+    window or BAR, at firmware or final addresses."""
+    in_pci = list(a.scratch_overlaps)
+    final_bars = [r for r in a.resources if r["final"] and r["kind"] == "mem"]
+    for s in a.xen_scratch:
+        for r in final_bars:
+            if s[0] <= r["final"][1] and r["final"][0] <= s[1]:
+                in_pci.append({"scratch": list(s), "owner": f"{r['device']} {r['resource']} (final)"})
+    safe = not in_pci and not a.scratch_outside_converted
+    detail = (f"Xen scratch {_ranges(a.xen_scratch)}; outside converted RAM: {_ranges(a.scratch_outside_converted)}; "
+              f"in PCI space: {'; '.join(o['owner'] for o in in_pci) or 'none'}")
+    return Check("xen_scratch_safe", safe == want, detail)
 
 
 def _cause_check(expect: Expect, a: Analysis) -> Check:

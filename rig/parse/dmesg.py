@@ -137,7 +137,7 @@ def root_bus_windows(dmesg: str) -> list[HostBridgeWindow]:
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str   # "WARNING" | "Oops" | "BUG" | "panic"
+    kind: str   # "WARNING" | "Oops" | "BUG" | "panic" | "balloon" | "xen-map-disagreement"
     line: str
 
 
@@ -146,6 +146,8 @@ _FINDINGS = [
     ("Oops", re.compile(r"Oops: .+")),
     ("BUG", re.compile(r"BUG: .+")),
     ("panic", re.compile(r"Kernel panic - not syncing: .+")),
+    # drivers/xen/balloon.c (87af633689ce): the initial target would go below zero
+    ("balloon", re.compile(r"(?:Released|Extra) pages underflow current target.*")),
 ]
 
 

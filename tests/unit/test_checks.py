@@ -53,7 +53,8 @@ def test_patched_run_moved_nothing_and_converted_per_rule():
     assert a.relocations == [] and a.xen_scratch == []
     assert a.converted == a.expected_conversion != []
     checks = verdict.evaluate(Expect(relocations="none", balloon_converted=True, xen_scratch="none"), a)
-    assert [c.passed for c in checks] == [True, True, True]
+    assert [(c.name, c.passed) for c in checks] == [("relocations", True), ("relocation_cause", True),
+                                                    ("balloon_converted", True), ("xen_scratch", True)]
     assert verdict.verdict(None, checks) == "pass"
 
 
@@ -61,7 +62,8 @@ def test_expectations_that_do_not_hold_fail():
     collected, firmware = _run("patched")
     a = verdict.analyse(collected, firmware, _xen_map())
     checks = verdict.evaluate(Expect(relocations="some", balloon_converted=False), a)
-    assert [c.passed for c in checks] == [False, False]
+    assert {c.name: c.passed for c in checks} == {"relocations": False, "relocation_cause": True,
+                                                  "balloon_converted": False}
     assert verdict.verdict(None, checks) == "fail"
     assert verdict.verdict("hang at stage dom0", checks) == "error"
 
@@ -271,3 +273,78 @@ def test_a_child_of_a_window_moved_by_xen_scratch_has_that_root_cause():
         "pci 0000:00:1c.0: bridge window [mem 0x100000000-0x1ffffffff 64bit pref]: can't claim; "
         "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]")
     assert [r.root_cause for r in relocation.relocations(fw, final, conflict)] == ["xen-scratch", "xen-scratch"]
+
+
+# --- the balloon driver's own view -------------------------------------------------------------
+
+def _with_driver(target_kb, current_kb, role="patched"):
+    import dataclasses
+    from rig.parse.xen_balloon import BalloonDriver
+    collected, firmware = _run(role)
+    a = verdict.analyse(collected, firmware, _xen_map(role))
+    return dataclasses.replace(a, balloon_driver=BalloonDriver(target_kb, current_kb, 0, 0),
+                               balloon_driver_collected=True)
+
+
+# dom0_mem=512M: Xen populates 131072 pages; dom0's map has 131071 whole RAM pages (one holds the
+# ACPI tables Xen copied); Linux keeps page 0 for itself: get_num_physpages() = 131070.
+PHYSPAGES_KB = 4 * ((512 << 20) // PAGE - 2)
+
+
+def test_balloon_target_holds_for_the_physpages_rule_and_the_reservation_rule():
+    for kb in (PHYSPAGES_KB, 4 * ((512 << 20) // PAGE)):
+        (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(kb, kb))
+        assert check.passed, check.detail
+
+
+def test_balloon_target_fails_when_current_counts_the_converted_pages():
+    # 6.12 before 87af633689ce: current = get_num_physpages(), which includes the converted RAM.
+    a = _with_driver(0, 0)
+    wrong = PHYSPAGES_KB + 4 * a.balloon["converted_pages"]
+    (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(wrong, wrong))
+    assert not check.passed and "87af633689ce" in check.detail
+
+
+def test_balloon_target_fails_when_target_and_current_differ_or_the_driver_is_missing():
+    (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(PHYSPAGES_KB + 4, PHYSPAGES_KB))
+    assert not check.passed
+    collected, firmware = _run("patched")      # recorded by agent 1: no xen-balloon section
+    (check,) = verdict.evaluate(Expect(balloon_target=True),
+                                verdict.analyse(collected, firmware, _xen_map("patched")))
+    assert not check.passed and "did not send xen-balloon" in check.detail
+
+
+def test_xen_scratch_safe_fails_for_scratch_in_the_64bit_window_and_holds_without_scratch():
+    collected, firmware = _run("unpatched")
+    (check,) = verdict.evaluate(Expect(xen_scratch_safe=True), verdict.analyse(collected, firmware,
+                                                                              _xen_map("unpatched")))
+    assert not check.passed and "PCI Bus 0000:00" in check.detail and "[0x100000000-0x107ffffff]" in check.detail
+    collected, firmware = _run("patched")
+    (check,) = verdict.evaluate(Expect(xen_scratch_safe=True), verdict.analyse(collected, firmware,
+                                                                              _xen_map("patched")))
+    assert check.passed
+
+
+def test_xen_balloon_section_parser_is_strict():
+    from rig.parse import xen_balloon
+    assert xen_balloon.parse("target_kb 524280\ncurrent_kb 524280\nlow_kb 0\nhigh_kb 0\n").current_kb == 524280
+    assert xen_balloon.parse("absent\n") is None
+    for bad in ("target_kb 524280\ncurrent_kb 52428O\nlow_kb 0\nhigh_kb 0\n",   # a letter O
+                "target_kb 1\ncurrent_kb 1\nlow_kb 0\n",                         # a field lost
+                "target_kb 1\ntarget_kb 1\ncurrent_kb 1\nlow_kb 0\nhigh_kb 0\n"):
+        with pytest.raises(ParseError, match="xen-balloon"):
+            xen_balloon.parse(bad)
+
+
+def test_balloon_underflow_warnings_are_findings():
+    found = dmesg.findings("[    1.0] Released pages underflow current target\n")
+    assert [(f.kind, f.line) for f in found] == [("balloon", "Released pages underflow current target")]
+
+
+def test_check_names_are_exactly_the_checks_evaluate_makes():
+    collected, firmware = _run("unpatched")
+    a = verdict.analyse(collected, firmware, _xen_map("unpatched"))
+    for expect in (Expect(relocations="some", balloon_converted=False, xen_scratch="some"),
+                   Expect(balloon_target=True, xen_scratch_safe=False), Expect(relocation_cause="xen-scratch"),
+                   Expect()):
+        assert [c.name for c in verdict.evaluate(expect, a)] == verdict.check_names(expect)

@@ -14,7 +14,11 @@ def test_items_are_scenario_kernel_dom0mem_check(pytester):
     assert "balloon-cap-split.toml::balloon-cap-split[debian-6.1-128M]::relocations" in ids
     assert "balloon-cap-split.toml::balloon-cap-split[debian-bpo-6.12-256M]::balloon_converted" in ids
     assert "ovmf-hole32-6G.toml::ovmf-hole32-6G[debian-bpo-6.12-1G-ovmf]::xen_scratch" in ids
-    assert len(ids) == 2 * 2 * 3 + 2 + 3  # ovmf-hole32-6G: unpatched has no balloon expectation
+    assert "balloon-cap-split.toml::balloon-cap-split[debian-bpo-6.12-256M]::xen_scratch_safe" in ids
+    # balloon-cap-split, per dom0_mem: unpatched relocations, relocation_cause, balloon_converted,
+    # balloon_target, xen_scratch; patched the same + xen_scratch_safe. ovmf-hole32-6G: unpatched has
+    # no balloon_converted.
+    assert len(ids) == 2 * (5 + 6) + (4 + 6)
 
 
 def test_firmware_filter_and_boot_item_without_expectations(pytester):

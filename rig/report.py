@@ -54,7 +54,8 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "failure": boot.failure,
         "error": boot.error,
         "relocations": [{"device": r.device, "resource": r.resource, "firmware": _pair(r.firmware),
-                         "final": _pair(r.final), "cause": r.cause, "evidence": list(r.evidence)}
+                         "final": _pair(r.final), "cause": r.cause, "root_cause": r.root_cause,
+                         "evidence": list(r.evidence)}
                         for r in (a.relocations if a else [])],
         "xen_scratch": [list(r) for r in (a.xen_scratch if a else [])],
         "xen_scratch_overlaps": a.scratch_overlaps if a else [],

@@ -100,7 +100,6 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     """Boot, collect (SSH when dom0 offers it, else or also the serial console), read QEMU's
     final PCI state, then power off, or call `after` (a shell), or leave the host running
     in `keep` (closed by the caller) once everything is collected."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     result = KernelBoot(role, kernel, run_dir, bplan)
     transcript = console.Transcript()
     started = time.monotonic()
@@ -118,6 +117,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
 
     stack = contextlib.ExitStack()
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
         host = stack.enter_context(open_host(backend, bplan, run_dir))
         stack.enter_context(_registered(live, host))
         host.console.logfile_read = transcript

@@ -291,13 +291,22 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
     data = report.result(job.scenario, boot, job.kernel, accel_reason, analysis, checks,
                          verdict_mod.verdict(boot.error, checks), artefacts)
     data["job"] = job.id
+    try:
+        _write_job(job, boot, data, artefacts, art, options)
+    except OSError as exc:  # a full or unwritable --out: the verdict cannot be kept, so it is no verdict
+        data.update(verdict="error", failure="internal",
+                    error=f"internal error: cannot write the job's results: {exc} (traceback not saved)")
+    return data
+
+
+def _write_job(job: matrix.Job, boot: runner.KernelBoot, data: dict, artefacts: dict, art: Artefacts,
+               options: Options) -> None:
     report.write(boot.run_dir, data)
     bundle.write(boot.run_dir, bundle.make(
         job.scenario.model_copy(update={"kernels": {job.role: job.kernel}}), job.role, job.kernel,
         boot.plan.accel.name, boot.run_dir, {**artefacts, **({"xen_efi": art.xen_efi.record()} if art.xen_efi else {})},
         boot.plan.xen_cmdline, boot.plan.dom0_cmdline,
         {"timeout_scale": options.timeout_scale, "collect": options.collect_via}))
-    return data
 
 
 def _xen_map(job: matrix.Job, boot: runner.KernelBoot,

@@ -15,8 +15,9 @@ from ..parse import dmesg as dmesg_parse
 from ..parse import e820 as e820_parse
 from ..parse import iomem as iomem_parse
 from ..parse import pci as pci_parse
-from ..scenario import Expect
+from ..parse import xen as xen_parse
 from ..parse import xen_balloon
+from ..scenario import Expect
 from . import balloon, relocation
 
 
@@ -27,6 +28,7 @@ class XenMap:
     entries: list[e820_parse.E820Entry]
     source: str
     dom0_pages: int | None = None   # the pages Xen populated for dom0 (dom0_mem), when known
+    pvh: bool = True                # a PV dom0 gets another map; kernels are not compared with this one
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,17 @@ def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
     source = f"rebuilt from Xen's host e820 ({whose}'s serial log) and dom0_mem"
     if problems and problems[0].startswith(serials[0][0] + ":"):
         source += f"; this boot's copy was refused ({problems[0]})"
-    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE), source, dom0_mem // balloon.PAGE)
+    pvh = xen_parse.parse(serials[0][1]).dom0_kind != "PV"
+    if not pvh:
+        source += "; as for a PVH dom0 (this dom0 is PV: its own map is not compared with it)"
+    return XenMap(balloon.reconstruct_xen_map(host_map, dom0_mem // balloon.PAGE), source,
+                  dom0_mem // balloon.PAGE, pvh)
 
 
 def map_disagreement(xen: XenMap, kernel_map: list[e820_parse.E820Entry], what: str) -> str | None:
     """Where a kernel's map disagrees with Xen's about RAM outside Xen's UNUSABLE ranges
     (the only RAM any kernel may add is in those): None when they agree (pure)."""
-    unusable = tuple(r for r in e820_parse.ranges_of(xen.entries, "unusable"))
+    unusable = tuple(e820_parse.ranges_of(xen.entries, "unusable"))
     want = balloon.whole_ram_pages(xen.entries, unusable)
     got = balloon.whole_ram_pages(kernel_map, unusable)
     if want == got:
@@ -150,6 +156,8 @@ def _covered(r: Range, by: list[Range]) -> bool:
 def _map_findings(xen_map: XenMap, collected, final_map) -> list[dmesg_parse.Finding]:
     """The kernel's boot map (BIOS-e820) and its final map against Xen's own view."""
     out = []
+    if not xen_map.pvh:
+        return out
     for what, kernel_map in (("the kernel's BIOS-e820 map", e820_parse.from_dmesg(collected["dmesg"])),
                              ("the kernel's final map (/sys/firmware/memmap)", final_map)):
         problem = map_disagreement(xen_map, kernel_map, what)

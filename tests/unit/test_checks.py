@@ -162,6 +162,7 @@ def test_child_of_moved_window_is_attributed_to_the_window():
     window, child = relocation.relocations(fw, final, conflict)
     assert window.cause.startswith("conflict with Xen scratch")
     assert child.cause == "parent window moved (0000:00:1c.0 bridge window)"
+    assert (window.root_cause, child.root_cause) == ("xen-scratch", "xen-scratch")  # the child inherits it
 
 
 def test_unassigned_after_boot_is_a_relocation():
@@ -264,16 +265,6 @@ def test_a_device_missing_from_dom0_is_absent_not_unassigned():
     assert not _judge([r], Expect(relocations="some"))["relocation_cause"].passed
 
 
-def test_a_child_of_a_window_moved_by_xen_scratch_has_that_root_cause():
-    fw = [pci.PciResource("0000:00:1c.0", 15, "mem", 0x100000000, 0x1FFFFFFFF, True),
-          pci.PciResource("0000:01:00.0", 2, "mem", 0x100000000, 0x13FFFFFFF, True)]
-    final = [pci.PciResource("0000:00:1c.0", 15, "mem", 0x200000000, 0x2FFFFFFFF, True),
-             pci.PciResource("0000:01:00.0", 2, "mem", 0x200000000, 0x23FFFFFFF, True)]
-    conflict = dmesg.pci_events(
-        "pci 0000:00:1c.0: bridge window [mem 0x100000000-0x1ffffffff 64bit pref]: can't claim; "
-        "address conflict with Xen scratch [mem 0x100000000-0x107ffffff]")
-    assert [r.root_cause for r in relocation.relocations(fw, final, conflict)] == ["xen-scratch", "xen-scratch"]
-
 
 # --- the balloon driver's own view -------------------------------------------------------------
 
@@ -348,3 +339,10 @@ def test_check_names_are_exactly_the_checks_evaluate_makes():
                    Expect(balloon_target=True, xen_scratch_safe=False), Expect(relocation_cause="xen-scratch"),
                    Expect()):
         assert [c.name for c in verdict.evaluate(expect, a)] == verdict.check_names(expect)
+
+
+def test_a_pv_dom0_is_not_compared_with_the_pvh_map():
+    # dom0=pv: Xen builds another map for it; comparing would invent disagreements.
+    xen_map = verdict.xen_map(_serials("pv-dom0-garbled", "patched"), 512 << 20)
+    assert not xen_map.pvh and "this dom0 is PV" in xen_map.source
+    assert verdict._map_findings(xen_map, collect.Collected({"dmesg": "", "e820": ""}), []) == []

@@ -3,6 +3,9 @@
 
 import json
 
+import pexpect
+import pytest
+
 from rig import cli, report, session
 from rig.checks import verdict
 
@@ -54,3 +57,39 @@ def test_an_unwritable_out_still_gives_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["run", "x.toml", "--out", str(tmp_path / "does-not-exist")]) == 3
     err = capsys.readouterr().err
     assert "internal error: ValueError" in err and "/rig-traceback-" in err
+
+
+class _BrokenHost:
+    """A host whose start fails the way a bug or the machine does (not a RigError)."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def __enter__(self):
+        raise self.exc
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("exc, failure", [(ValueError("bad"), "internal"), (OSError(28, "No space left on device"),
+                                                                            "internal"),
+                                          (pexpect.TIMEOUT("t"), "hang"), (pexpect.EOF("e"), "qemu-exit")])
+def test_an_unexpected_exception_in_a_boot_is_that_jobs_error_with_its_traceback(tmp_path, monkeypatch, exc, failure):
+    from rig import runner
+    from tests.unit.test_libvirt_xml import _plan
+    monkeypatch.setattr(runner, "open_host", lambda backend, plan, run_dir: _BrokenHost(exc))
+    b = runner.boot(_plan(), "unpatched", None, tmp_path / "job")
+    assert (b.failure, b.stage_reached) == (failure, "firmware")
+    assert "at stage firmware" in b.error and "\n" not in b.error
+    assert f"(traceback: {tmp_path / 'job' / 'traceback.txt'})" in b.error
+    assert type(exc).__name__ in (tmp_path / "job" / "traceback.txt").read_text()
+
+
+def test_interrupted_still_unwinds_a_boot(tmp_path, monkeypatch):
+    from rig import runner
+    from rig.errors import Interrupted
+    from tests.unit.test_libvirt_xml import _plan
+    monkeypatch.setattr(runner, "open_host", lambda backend, plan, run_dir: _BrokenHost(Interrupted("stop")))
+    with pytest.raises(Interrupted):
+        runner.boot(_plan(), "unpatched", None, tmp_path / "job")

@@ -7,7 +7,8 @@
 set -euo pipefail
 src="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/rig-first-command.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+# On success the clone goes; on failure everything stays for a look.
+trap 'rc=$?; if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "[first-command] failed ($rc): kept $work" >&2; fi' EXIT
 git clone -q "$src" "$work/clone"
 mkdir "$work/bin"
 printf '#!/bin/sh\necho "pkg-config: made to fail by ci/first-command.sh" >&2\nexit 1\n' > "$work/bin/pkg-config"

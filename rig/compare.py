@@ -24,8 +24,10 @@ def load_baseline(path: Path) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read baseline: {exc}") from None
-    if not isinstance(data, dict) or not data or not all(v in VERDICTS for v in data.values()):
-        raise InputError(f"{path}: want a non-empty JSON object of job id -> {' | '.join(VERDICTS)}")
+    if not isinstance(data, dict) or not data or not all(
+            v in VERDICTS or (isinstance(v, str) and v.startswith("error:")) for v in data.values()):
+        raise InputError(f"{path}: want a non-empty JSON object of job id -> {' | '.join(VERDICTS)} "
+                         "(or error:CLASS, an error of that failure class only)")
     return data
 
 
@@ -38,6 +40,7 @@ def write_plan(out_dir: Path, planned: list[str], matrix: list[str], shard: tupl
 @dataclass
 class RunContents:
     verdicts: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str | None] = field(default_factory=dict)   # an error's failure class
     planned: set[str] = field(default_factory=set)
     matrix: set[str] = field(default_factory=set)
 
@@ -60,6 +63,7 @@ def read_runs(run_dirs: list[Path]) -> RunContents:
         for f in results:
             r = _read_json(f)
             out.verdicts[_job(r)] = r["verdict"]
+            out.failures[_job(r)] = r.get("failure")
         if not plans:  # a run from before plans were written: it planned what it has
             out.planned |= {_job(_read_json(f)) for f in results}
             out.matrix |= out.planned
@@ -87,6 +91,8 @@ def changes(baseline: dict[str, str], run: RunContents, partial: bool = False) -
     for job, want in sorted(baseline.items()):
         got = run.verdicts.get(job)
         if got is not None:
+            if got == "error" and want.startswith("error:"):  # a known error must stay that error
+                got = f"error:{run.failures.get(job)}"
             if got != want:
                 out.append(f"{job}: {want} -> {got}")
         elif job in run.planned:

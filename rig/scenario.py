@@ -60,6 +60,22 @@ class Xen(_Strict):
     cmdline: str = ""       # extra Xen arguments, appended to the rig's
     dom0_cmdline: str = ""  # extra dom0 kernel arguments
 
+    @field_validator("dom0_mem")
+    @classmethod
+    def _whole_pages(cls, value):
+        # Xen reads a bare number as KiB, and the rig rebuilds Xen's map from this value.
+        for size in value if isinstance(value, list) else [value]:
+            if size % 4096:
+                raise ValueError(f"{size} bytes is not a whole number of 4 KiB pages")
+        return value
+
+    @field_validator("cmdline")
+    @classmethod
+    def _no_dom0_mem(cls, value: str):
+        if re.search(r"(^|\s)dom0_mem=", value):
+            raise ValueError("dom0_mem belongs in xen.dom0_mem, which the checks read (not in xen.cmdline)")
+        return value
+
 
 Relocations = Union[Literal["none", "some"], Annotated[int, Field(ge=0)]]
 

@@ -58,13 +58,14 @@ def relocations(firmware: list[PciResource], final: list[PciResource], events: l
                     and _contains(w.range, fw.range)), key=lambda w: w.end - w.start, default=None)
 
     def own_cause(fw: PciResource, fin: PciResource | None) -> tuple[str, str]:
+        # A lost device is "absent" even when a conflict started it: a scenario names it to allow it.
+        if fw.device not in final_devices:
+            return "absent: the device is gone from dom0's PCI list", "absent"
         conflict = next((e for e in events if (e.device, e.index) == fw.key and e.action == "claim-conflict"), None)
         if conflict is not None:
             cs, ce = conflict.conflict_range
             kind = "xen-scratch" if conflict.conflict_owner == "Xen scratch" else "other-conflict"
             return f"conflict with {conflict.conflict_owner} [{cs:#x}-{ce:#x}]", kind
-        if fw.device not in final_devices:
-            return "absent: the device is gone from dom0's PCI list", "absent"
         if fin is None or fin.range is None:
             return "left unassigned", "unassigned"
         return "unexplained (no conflict line in dmesg)", "unexplained"
@@ -72,7 +73,7 @@ def relocations(firmware: list[PciResource], final: list[PciResource], events: l
     def root(fw: PciResource, fin: PciResource | None, depth: int = 0) -> str:
         parent = parent_of(fw)
         # A lost device stays "absent" whatever moved above it: a scenario must allow it by name.
-        if parent is None or depth > 16 or _has_conflict(fw, events) or fw.device not in final_devices:
+        if parent is None or depth > 16 or fw.device not in final_devices or _has_conflict(fw, events):
             return own_cause(fw, fin)[1]
         return root(parent, final_by_key.get(parent.key), depth + 1)
 

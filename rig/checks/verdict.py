@@ -55,6 +55,7 @@ class Analysis:
     balloon_driver_collected: bool = False
     dom0_pages: int | None = None
     scratch_outside_converted: list[Range] = field(default_factory=list)
+    final_map_disagreement: str | None = None   # the kernel's final map vs Xen's, outside UNUSABLE
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -112,6 +113,8 @@ def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
     if not firmware_pci:  # without where firmware put the BARs, "nothing moved" would be a guess
         raise CollectError("no firmware PCI snapshot (query-pci when Xen started): relocations cannot be judged")
     firmware = pci_parse.from_query_pci_data(firmware_pci)
+    if not any(r.range for r in firmware):
+        raise CollectError("the firmware PCI snapshot places no BAR or window at all: relocations cannot be judged")
     final = pci_parse.from_sysfs(collected["pci-resources"])
     events = dmesg_parse.pci_events(collected["dmesg"])
     tree = iomem_parse.parse(collected["iomem"])
@@ -139,6 +142,8 @@ def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
         balloon_driver_collected="xen-balloon" in collected.sections,
         dom0_pages=xen_map.dom0_pages,
         scratch_outside_converted=[s for s in scratch if not _covered(s, converted)],
+        final_map_disagreement=(map_disagreement(xen_map, final_map, "the kernel's final map")
+                                if xen_map.pvh else None),
     )
 
 
@@ -205,6 +210,8 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         else:
             passed = pages == 0
             detail = f"want UNUSABLE left alone; converted {_ranges(a.converted)} ({pages} pages)"
+        if a.final_map_disagreement:  # RAM outside UNUSABLE changed: the conversion is not the rule's
+            passed, detail = False, f"{detail}; {a.final_map_disagreement}"
         checks.append(Check("balloon_converted", passed, detail))
     if expect.balloon_target is not None:
         checks.append(_balloon_target_check(expect.balloon_target, a))

@@ -35,12 +35,22 @@ def normalise_type(raw: str) -> str:
 # digit is a garbled line, not another address.
 _BIOS_E820 = re.compile(r"BIOS-e820: \[mem 0x([0-9a-f]{16})-0x([0-9a-f]{16})\] (\S.*?)\s*$")
 _XEN_E820 = re.compile(r"^\(XEN\)(?: \[[0-9a-f]+\])?\s+\[([0-9a-f]{16}), ([0-9a-f]{16})\] \(([A-Za-z ]+)\)\s*$")
-_XEN_ENTRY_SHAPED = re.compile(r"[0-9a-f]{8,}\W*,\W*[0-9a-f]{8,}")   # two addresses: an entry, garbled or not
+# Inside the block every entry is indented ("(XEN) [stamp]  [start, end] (type)"); the
+# block ends at the first Xen line whose text starts with a word ("New Xen image base",
+# "System RAM:"). An indented line that does not parse is a garbled entry.
+_XEN_PREFIX = re.compile(r"^\(XEN\)(?: \[[0-9a-f]{16}\])? ?")
+
+
+def _xen_entry_shaped(line: str) -> bool:
+    rest = _XEN_PREFIX.sub("", line)
+    return rest[:1] in tuple(" \t[],0123456789abcdef")
 _MEMMAP = re.compile(r"^(0x[0-9a-f]+) (0x[0-9a-f]+) (\S.*?)\s*$")
 
 
 def _entry(start: str, end: str, kind: str, where: str, line: str) -> E820Entry:
     entry = E820Entry(int(start, 16), int(end, 16), normalise_type(kind))
+    if entry.type.startswith("other:") and not re.fullmatch(r"other:type \d+", entry.type):
+        raise ParseError(f"{where}: unknown memory type {kind!r} (garbled?): {line.strip()!r}")
     if entry.end < entry.start:
         raise ParseError(f"{where}: entry ends before it starts: {line.strip()!r}")
     return entry
@@ -100,7 +110,7 @@ def from_xen(xen_log: str) -> list[E820Entry]:
             m = _XEN_E820.match(line)
             if m:
                 entries.append(_entry(*m.groups(), "Xen-e820 RAM map", line))
-            elif _XEN_ENTRY_SHAPED.search(line):
+            elif line.startswith("(XEN)") and _xen_entry_shaped(line):
                 raise ParseError(f"Xen-e820 RAM map: line does not parse: {line.strip()!r}")
             else:
                 inside = False

@@ -346,3 +346,48 @@ def test_a_pv_dom0_is_not_compared_with_the_pvh_map():
     xen_map = verdict.xen_map(_serials("pv-dom0-garbled", "patched"), 512 << 20)
     assert not xen_map.pvh and "this dom0 is PV" in xen_map.source
     assert verdict._map_findings(xen_map, collect.Collected({"dmesg": "", "e820": ""}), []) == []
+
+
+# --- found by an independent audit: inputs that passed when they should not -----------------
+
+@pytest.mark.parametrize("old, new", [
+    ("[0000000100000000, 00000001ffffffff]", "[0000000100000000 00000001ffffffff]"),   # comma lost
+    ("[0000000100000000, 00000001ffffffff]", "[00000001000000o0, 00000001ffffffff]"),  # a digit garbled
+    ("00000001ffffffff] (usable)", "00000001ffffffff] (usabe)"),                       # the type garbled
+    ("[000000001a33ef9a]  [0000000100000000", "[[000000001a33ef9a]  [0000000100000000"),  # the stamp
+])
+def test_a_garbled_xen_entry_never_shortens_or_retypes_the_host_map(old, new):
+    text = read_console(RUNS / "hole32-6G/patched/serial.log")
+    assert old in text
+    with pytest.raises(ParseError, match="Xen-e820 RAM map"):
+        e820.from_xen(text.replace(old, new))
+
+
+def test_ram_outside_unusable_in_the_final_map_fails_balloon_converted():
+    # The kernel turned the MMCONFIG window into RAM: UNUSABLE converted as the rule says, but
+    # the map is not the rule's.
+    collected, firmware = _run("patched")
+    sections = dict(collected.sections)
+    assert "0xb0000000 0xbfffffff Reserved" in sections["e820"]
+    sections["e820"] = sections["e820"].replace("0xb0000000 0xbfffffff Reserved", "0xb0000000 0xbfffffff System RAM")
+    a = verdict.analyse(collect.Collected(sections), firmware, _xen_map("patched"))
+    (check,) = verdict.evaluate(Expect(balloon_converted=True), a)
+    assert not check.passed and "disagrees with Xen's map" in check.detail
+
+
+def test_a_lost_device_is_absent_even_when_a_conflict_started_it():
+    collected, firmware = _run("unpatched")
+    sections = dict(collected.sections)
+    sections["pci-resources"] = "".join(line + "\n" for line in sections["pci-resources"].splitlines()
+                                        if not line.startswith("0000:00:01.0 "))
+    a = verdict.analyse(collect.Collected(sections), firmware, _xen_map("unpatched"))
+    lost = [r for r in a.relocations if r.device == "0000:00:01.0"]
+    assert lost and {r.root_cause for r in lost} == {"absent"}
+    checks = {c.name: c for c in verdict.evaluate(Expect(relocations="some", relocation_cause="xen-scratch"), a)}
+    assert not checks["relocation_cause"].passed
+
+
+def test_a_firmware_snapshot_without_any_placed_resource_is_an_error():
+    collected, _ = _run("unpatched")
+    with pytest.raises(CollectError, match="places no BAR or window"):
+        verdict.analyse(collected, [{"bus": 0, "devices": []}], _xen_map("unpatched"))

@@ -89,3 +89,12 @@ def test_bad_baseline(tmp_path):
     bad.write_text('{}')
     with pytest.raises(InputError, match="non-empty"):
         compare.load_baseline(bad)
+
+
+def test_a_known_error_of_a_named_class_must_stay_that_class(tmp_path):
+    run = _run(tmp_path, {A: "error"})
+    (tmp_path / "run" / "0" / "result.json").write_text(json.dumps({"job": A, "verdict": "error",
+                                                                     "failure": "internal"}))
+    contents = compare.read_runs([run])
+    assert compare.changes({A: "error:xen-panic"}, contents) == [f"{A}: error:xen-panic -> error:internal"]
+    assert compare.changes({A: "error"}, contents) == []          # any error, as the baseline says

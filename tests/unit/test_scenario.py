@@ -88,3 +88,14 @@ def test_qemu_device_help_parser():
     text = 'Network devices:\nname "e1000e", bus PCI, desc "Intel 82574L GbE Controller"\n' \
            'name "pci-testdev", bus PCI, desc "PCI Test Device"\n'
     assert parse_device_help(text) == {"e1000e", "pci-testdev"}
+
+
+@pytest.mark.parametrize("body, words", [
+    ('[xen]\ndom0_mem = "536870913"\n', "not a whole number of 4 KiB pages"),   # Xen would read KiB
+    ('[xen]\ncmdline = "dom0_mem=1G"\n', "dom0_mem belongs in xen.dom0_mem"),  # the checks read dom0_mem
+])
+def test_dom0_mem_is_what_xen_gets_and_what_the_checks_read(tmp_path, body, words):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[kernels]\nunpatched = "debian-6.1"\n' + body)
+    with pytest.raises(ScenarioError, match=words):
+        scenario.load(path)

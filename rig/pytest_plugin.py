@@ -7,7 +7,8 @@ Node ids read like the failure: `bar-clash-64bit.toml::bar-clash-64bit[debian-6.
 All kernels of one host (scenario variant) boot once, the first time one of its items
 runs, and are shared by every check of that host. A boot that fails is reported as a
 pytest ERROR (in setup), never as a pass or a failed assertion. With pytest-xdist use
-`--dist loadgroup`: each host is one xdist group, so it boots on one worker only.
+`--dist loadfile`: a scenario file's hosts boot on one worker only. (Each host is also an
+xdist_group, but pytest 9.2 silently breaks `--dist loadgroup`: pytest-xdist issue #1386.)
 
 The engine lives in rig.session; this module is options, collection and reporting.
 """

@@ -34,7 +34,7 @@ def test_xdist_boots_each_host_once_in_its_own_directory(pytester, tmp_path):
         (pytester.path / f"{name}.toml").write_text(text.replace('name = "no-iommu"', f'name = "{name}"'))
     out = tmp_path / "out"
     result = pytester.runpytest_subprocess("--rig-scenarios", str(pytester.path), "--rig-out", str(out),
-                                           "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", timeout=300)
+                                           "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(errors=4)   # two hosts x (relocations, relocation_cause)
     logs = sorted(out.rglob("serial.log"))
     assert len(logs) == 2 and all(log.parts[len(out.parts)].startswith("gw") for log in logs)

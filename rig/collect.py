@@ -79,8 +79,8 @@ def parse_sections(console: str, agent: int | None = None) -> tuple[dict[str, st
             text = "\n".join(body) + ("\n" if body else "")
             if m.group(2) is not None and int(m.group(2)) != len(body):
                 problems[current] = f"agent sent {m.group(2)} lines, console delivered {len(body)}"
-            elif want_checksum and m.group(3) is None:
-                problems[current] = "no sha256 on the END line (console garbled)"
+            elif want_checksum and (m.group(2) is None or m.group(3) is None):
+                problems[current] = "no line count or sha256 on the END line (console garbled)"
             elif m.group(3) is not None and digest(text) != m.group(3):
                 problems[current] = (f"sha256 differs: dom0 sent {m.group(3)[:12]}..., console delivered "
                                      f"{digest(text)[:12]}... (a character was altered)")

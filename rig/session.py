@@ -31,6 +31,7 @@ from .errors import (
 from .host import qemu
 from .scenario import Scenario
 
+
 @dataclass
 class Options:
     out_dir: Path | None = None

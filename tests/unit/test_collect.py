@@ -108,8 +108,12 @@ def test_an_altered_hex_digit_with_the_same_line_count_is_refused():
 
 def test_agent_3_without_a_checksum_is_refused_and_older_agents_are_held_to_their_protocol():
     bare = "@@RIG-BEGIN iomem\na\n@@RIG-END iomem 1\n"
-    assert collect.parse_sections("@@RIG-AGENT 3 6.1\n" + bare)[1] == {"iomem": "no sha256 on the END line "
-                                                                                  "(console garbled)"}
+    assert collect.parse_sections("@@RIG-AGENT 3 6.1\n" + bare)[1] == {
+        "iomem": "no line count or sha256 on the END line (console garbled)"}
+    # A hash without its line count (the count lost on the console) is refused too.
+    sha = hashlib.sha256(b"a\n").hexdigest()
+    no_count = f"@@RIG-AGENT 3 6.1\n@@RIG-BEGIN iomem\na\n@@RIG-END iomem {sha}\n"
+    assert "iomem" in collect.parse_sections(no_count)[1]
     assert collect.parse_sections("@@RIG-AGENT 2 6.1\n" + bare)[0] == {"iomem": "a\n"}
     # Live collection holds the console to the agent the rig ships, whatever the log claims.
     assert "iomem" in collect.parse_sections("@@RIG-AGENT 2 6.1\n" + bare, agent=collect.AGENT_VERSION)[1]

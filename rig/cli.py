@@ -32,6 +32,7 @@ from . import (
     platform,
     report,
     session,
+    soak,
 )
 from . import console as console_mod
 from . import scenario as scenario_mod
@@ -138,6 +139,37 @@ def _hold(kept: runner.KeptHosts, results: list[dict]) -> None:
         err.print("rig: every kept host has powered off")
     except KeyboardInterrupt:
         err.print("rig: stopping kept hosts")
+
+
+def cmd_soak(args) -> int:
+    if args.summarize:
+        tallies = soak.summarize(args.summarize)
+        out_dir = args.summarize
+    else:
+        if args.scenario is None:
+            raise InputError("soak: a scenario is needed (or --summarize DIR)")
+        options = _options(args, 1)
+        scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
+        session.preflight(scenario, args.scenario, args.backend)
+        out_dir = args.out or session.new_out_dir(f"soak-{scenario.name}")
+        args.out = out_dir   # where a traceback of the rig itself goes
+
+        def after_round(i: int, results: list[dict]) -> None:
+            line = ", ".join(f"{r['kernel_role']} {r['verdict']}" + (f" ({r['failure']})" if r.get("failure") else "")
+                             + f" {r['timings'].get('total', 0):.0f} s" for r in results)
+            err.print(f"round {i}: {line}", markup=False)
+
+        try:
+            tallies = soak.run(scenario, args.rounds, out_dir, options, progress=_progress, after_round=after_round)
+        except KeyboardInterrupt:
+            # What ran is counted and kept; the interrupt still ends the command as one.
+            soak.write(out_dir, soak.summarize(out_dir))
+            raise
+    path = soak.write(out_dir, tallies)
+    for line in soak.lines(tallies):
+        print(line)
+    print(f"soak: {path}")
+    return 0
 
 
 def cmd_shell(args) -> int:
@@ -436,6 +468,14 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--workers", type=int, default=0,
                      help=f"boots at once (default: cores / 2, here {session.default_workers()})")
     mat.set_defaults(func=cmd_matrix)
+
+    soak_ = sub.add_parser("soak", help="boot a scenario's host N times: outcomes, failure classes and "
+                                        "boot times per kernel (the flake rate)")
+    soak_.add_argument("rounds", type=int, nargs="?", default=10, help="runs of the scenario (default 10)")
+    soak_.add_argument("scenario", type=Path, nargs="?", help="the scenario to boot (needed unless --summarize)")
+    _run_options(soak_)
+    soak_.add_argument("--summarize", type=Path, metavar="DIR", help="count an existing soak directory again")
+    soak_.set_defaults(func=cmd_soak)
 
     rep = sub.add_parser("report", help="write report.html (memory maps, A/B) for run directories")
     rep.add_argument("runs", nargs="+", type=Path)

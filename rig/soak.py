@@ -1,0 +1,134 @@
+"""`rig soak`: boot one scenario's host N times and count what happened, per kernel.
+
+The figure a nightly user needs beside every verdict: how often a boot fails for reasons
+that have nothing to do with the kernel under test, and how long a boot takes. Each
+round is an ordinary `rig run` into <out>/round-NNN/, so every failed boot keeps its
+serial log, result.json and traceback like any other run; the summary is rebuilt from
+those files (`rig soak --summarize DIR`), so an interrupted soak still counts.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import session
+from .errors import InputError
+from .scenario import Scenario
+
+ROUND_PREFIX = "round-"
+
+
+@dataclass
+class KernelTally:
+    """One kernel role's boots in a soak."""
+
+    role: str
+    kernel: str
+    outcomes: Counter = field(default_factory=Counter)   # pass / fail / error / unjudged
+    failures: Counter = field(default_factory=Counter)   # failure class (stage) of each error
+    totals: list[float] = field(default_factory=list)    # seconds, boots that reached collection
+    examples: dict[str, str] = field(default_factory=dict)  # failure class -> first run dir with it
+
+    @property
+    def boots(self) -> int:
+        return sum(self.outcomes.values())
+
+    def as_dict(self) -> dict:
+        t = sorted(self.totals)
+        return {"role": self.role, "kernel": self.kernel, "boots": self.boots, "outcomes": dict(self.outcomes),
+                "failures": dict(self.failures), "examples": self.examples,
+                "seconds": {"median": statistics.median(t), "min": t[0], "max": t[-1],
+                            "p10": _quantile(t, 0.1), "p90": _quantile(t, 0.9)} if t else None}
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    # Nearest rank: with the ~100 boots a soak has, interpolation would pretend precision.
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def run(scenario: Scenario, rounds: int, out_dir: Path, options: session.Options,
+        progress: Callable[[str, str], None] = lambda r, m: None,
+        after_round: Callable[[int, list[dict]], None] = lambda i, results: None) -> dict[str, KernelTally]:
+    if rounds < 1:
+        raise InputError(f"soak: {rounds} rounds: must be at least 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    first = _next_round(out_dir)  # a soak resumed into the same directory adds rounds
+    for i in range(first, first + rounds):
+        options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
+        _, results = session.run(scenario, options, progress=progress)
+        after_round(i, results)
+    return summarize(out_dir)
+
+
+def _next_round(out_dir: Path) -> int:
+    numbers = [int(p.name[len(ROUND_PREFIX):]) for p in out_dir.glob(f"{ROUND_PREFIX}[0-9]*")
+               if p.name[len(ROUND_PREFIX):].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def summarize(out_dir: Path) -> dict[str, KernelTally]:
+    """Tallies per kernel role from every round's result.json (a failed attempt kept by
+    --retries counts as the error it was)."""
+    rounds = sorted(p for p in out_dir.glob(f"{ROUND_PREFIX}[0-9]*") if p.is_dir())
+    if not rounds:
+        raise InputError(f"{out_dir}: no {ROUND_PREFIX}NNN directories: not a soak")
+    tallies: dict[str, KernelTally] = {}
+    roles: dict[str, str] = {}   # job id -> kernel role, as results name them
+    missing: list[tuple[str, Path]] = []
+    for round_dir in rounds:
+        planned = json.loads((round_dir / "jobs.json").read_text())["planned"] \
+            if (round_dir / "jobs.json").is_file() else []
+        found = set()
+        for path in sorted(round_dir.glob("**/result.json")):
+            r = json.loads(path.read_text())
+            found.add(r.get("job"))
+            roles[r.get("job")] = r["kernel_role"]
+            t = tallies.setdefault(r["kernel_role"], KernelTally(r["kernel_role"], r["kernel"]))
+            for attempt in r.get("failed_attempts") or []:
+                _count_error(t, attempt["failure"], attempt["run_dir"])
+            if r["verdict"] == "error":
+                _count_error(t, r.get("failure") or "unknown", str(path.parent))
+            else:
+                t.outcomes[r["verdict"]] += 1
+                if r["timings"].get("total"):
+                    t.totals.append(r["timings"]["total"])
+        missing += [(job, round_dir) for job in planned if job not in found]
+    for job, round_dir in missing:  # an interrupted round: the job never wrote a result
+        role = roles.get(job, job)
+        t = tallies.setdefault(role, KernelTally(role, "?"))
+        _count_error(t, "no-result", str(round_dir))
+    return tallies
+
+
+def _count_error(t: KernelTally, failure: str, where: str) -> None:
+    t.outcomes["error"] += 1
+    t.failures[failure] += 1
+    t.examples.setdefault(failure, where)
+
+
+def write(out_dir: Path, tallies: dict[str, KernelTally]) -> Path:
+    path = out_dir / "soak.json"
+    path.write_text(json.dumps({"written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                "kernels": [t.as_dict() for t in tallies.values()]}, indent=1) + "\n")
+    return path
+
+
+def lines(tallies: dict[str, KernelTally]) -> list[str]:
+    """The soak's figures as plain text, one kernel a line, then one failure class a line."""
+    out = []
+    for t in tallies.values():
+        d = t.as_dict()
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(t.outcomes.items()))
+        s = d["seconds"]
+        timing = (f"median {s['median']:.1f} s, p10-p90 {s['p10']:.1f}-{s['p90']:.1f} s, "
+                  f"range {s['min']:.1f}-{s['max']:.1f} s") if s else "no boot reached collection"
+        out.append(f"{t.role} ({t.kernel}): {t.boots} boots: {outcomes}; {timing}")
+        for failure, n in t.failures.most_common():
+            out.append(f"  {failure}: {n} (first: {t.examples[failure]})")
+    return out

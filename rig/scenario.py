@@ -232,6 +232,14 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
     if scenario.host.maxmem is not None and scenario.host.maxmem < scenario.host.memory:
         raise ScenarioError(path, "host.maxmem", f"{format_size(scenario.host.maxmem)} is below memory "
                                                  f"{format_size(scenario.host.memory)}")
+    mems = scenario.xen.dom0_mem if isinstance(scenario.xen.dom0_mem, list) else [scenario.xen.dom0_mem]
+    for i, mem in enumerate(mems):
+        if mem >= scenario.host.memory:
+            # Xen would quietly give dom0 less than asked, and the checks would judge a
+            # dom0_mem that never was.
+            key = "xen.dom0_mem" + (f".{i}" if isinstance(scenario.xen.dom0_mem, list) else "")
+            raise ScenarioError(path, key, f"{format_size(mem)} is not below host.memory "
+                                           f"{format_size(scenario.host.memory)}")
     try:
         topology.resolve(list(scenario.host.pci), platform.ARCHES[scenario.host.arch].pci_root_bus)
     except topology.TopologyError as exc:

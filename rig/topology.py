@@ -97,6 +97,20 @@ def resolve(devices: list[PciDevice], root_bus: str = "pcie.0") -> list[PlacedDe
         if kind_of(d.device).provides:
             bus_kinds[names[i]] = kind_of(d.device).provides
 
+    parent_of = {names[i]: d.parent or str(d.props.get("bus") or "") or root_bus for i, d in enumerate(devices)}
+    for i, name in enumerate(names):
+        chain, parent = [name], parent_of[name]
+        while parent in ids and parent not in chain:
+            chain.append(parent)
+            parent = parent_of[parent]
+        if parent in chain and len(chain) > 1:
+            cycle = " -> ".join(chain[chain.index(parent):] + [parent])
+            raise TopologyError(f"host.pci.{i}.parent", f"the buses form a cycle: {cycle}")
+        if parent_of[name] in ids and ids[parent_of[name]] > i:
+            # QEMU creates devices in argv order: a bus must exist before what plugs into it.
+            raise TopologyError(f"host.pci.{i}.parent", f"{parent_of[name]!r} is declared after {name!r}; "
+                                                        "declare a bus before the devices on it")
+
     used: dict[str, set[int]] = {}
     numbers = {"chassis": iter(range(1, 256)), "chassis_nr": iter(range(1, 256)), "bus_nr": iter(PXB_BUS_NUMBERS)}
     placed = []

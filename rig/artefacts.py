@@ -12,6 +12,7 @@ import fcntl
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from debian.debian_support import Version
 
 from .errors import ArtefactError, CorruptArtefactError, InputError
 from .platform import Arch
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -247,8 +250,19 @@ class Cache:
     def locked(self):
         """Serialise fetches between parallel rig processes."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(self.root / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                # Said once, so a rig that seems stuck says why (another rig is fetching).
+                log.warning("waiting for the cache lock %s (held by pid %s)", self.root / ".lock",
+                            lock.read().strip() or "?")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
             yield
 
     def _apt(self) -> Apt:

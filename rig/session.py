@@ -6,6 +6,8 @@ Usable without the CLI (and, later, from the pytest plugin).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ from .errors import (
 )
 from .host import qemu
 from .scenario import Scenario
+from .units import format_size
 
 
 @dataclass
@@ -84,6 +87,11 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
         if not libvirt.available():
             raise LaunchError(libvirt.MISSING_LIBRARY)
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if scenario.host.memory > ram:
+        # Xen scrubs all of its RAM at boot: QEMU would touch every byte, and this machine has less.
+        raise ScenarioError(source, "host.memory", f"{format_size(scenario.host.memory)} is more than this "
+                                                   f"machine's RAM ({ram / 2**30:.1f} GiB)")
     missing = qemu.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
@@ -174,8 +182,36 @@ def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda
     jobs = matrix.expand([scenario], flat=True)
     one_variant = len(scenario.variants()) == 1
     label = (lambda j: j.role) if one_variant else (lambda j: j.id)  # short labels when unambiguous
-    _write_plan(out_dir, jobs, jobs, None)
-    return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=label)
+    with claimed(out_dir):
+        _write_plan(out_dir, jobs, jobs, None)
+        return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=label)
+
+
+@contextlib.contextmanager
+def claimed(out_dir: Path):
+    """Hold <out>/.rig.lock while a rig writes into `out_dir`: a second rig given the same
+    --out stops at once (bad input, exit 2) instead of interleaving its files with ours."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(out_dir / LOCK_FILE, "a+")
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot write there: {exc.strerror}") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise InputError(f"--out {out_dir}: another rig (pid {holder}) is writing there; "
+                             "wait for it or choose another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+LOCK_FILE = ".rig.lock"
 
 
 def _write_plan(out_dir: Path, planned: list[matrix.Job], every: list[matrix.Job], shard) -> None:
@@ -188,11 +224,12 @@ def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, in
     every = matrix.expand([only_roles(s, options.roles) for s in scenarios])
     jobs = matrix.shard(every, *shard) if shard else every
     out_dir = options.out_dir or new_out_dir("matrix" if len(scenarios) > 1 else scenarios[0].name)
-    _write_plan(out_dir, jobs, every, shard)
-    if not jobs:
-        progress("rig", f"shard {shard[0]}/{shard[1]} has no jobs" if shard else "no jobs")
-        return out_dir, []
-    return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=lambda j: j.id)
+    with claimed(out_dir):
+        _write_plan(out_dir, jobs, every, shard)
+        if not jobs:
+            progress("rig", f"shard {shard[0]}/{shard[1]} has no jobs" if shard else "no jobs")
+            return out_dir, []
+        return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=lambda j: j.id)
 
 
 def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: runner.Progress,

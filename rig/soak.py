@@ -57,12 +57,12 @@ def run(scenario: Scenario, rounds: int, out_dir: Path, options: session.Options
         after_round: Callable[[int, list[dict]], None] = lambda i, results: None) -> dict[str, KernelTally]:
     if rounds < 1:
         raise InputError(f"soak: {rounds} rounds: must be at least 1")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    first = _next_round(out_dir)  # a soak resumed into the same directory adds rounds
-    for i in range(first, first + rounds):
-        options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
-        _, results = session.run(scenario, options, progress=progress)
-        after_round(i, results)
+    with session.claimed(out_dir):
+        first = _next_round(out_dir)  # a soak resumed into the same directory adds rounds
+        for i in range(first, first + rounds):
+            options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
+            _, results = session.run(scenario, options, progress=progress)
+            after_round(i, results)
     return summarize(out_dir)
 
 

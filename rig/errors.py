@@ -55,6 +55,10 @@ class LaunchError(RigError):
         super().__init__(message + extra)
 
 
+class MonitorError(RigError):
+    """The host's monitor (QMP) closed or stopped answering while QEMU still ran."""
+
+
 class BootError(RigError):
     """The guest did not reach the stage we waited for.
 

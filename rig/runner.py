@@ -23,7 +23,7 @@ from . import collect, console
 from . import ssh as ssh_mod
 from . import plan as plan_mod
 from .artefacts import Artefact
-from .errors import BootError, CollectError, Interrupted, LaunchError
+from .errors import BootError, CollectError, Interrupted, LaunchError, MonitorError
 from .host import Host, open_host
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
 
     stack = contextlib.ExitStack()
+    host = None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         host = stack.enter_context(open_host(backend, bplan, run_dir))
@@ -165,6 +166,14 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         result.failure, result.error = "collect", str(exc)
     except LaunchError as exc:
         result.failure, result.error = "launch", str(exc)
+    except MonitorError as exc:
+        # A monitor that went away with its QEMU is QEMU's exit, the cause; one that fails
+        # while QEMU runs is the monitor's own failure.
+        if host is not None and host.wait_exit(1.0):
+            result.failure = "qemu-exit"
+            result.error = f"qemu-exit at stage {result.stage_reached}: QEMU exited ({exc})"
+        else:
+            result.failure, result.error = "qmp", f"qmp at stage {result.stage_reached}: {exc}"
     except Interrupted:
         raise
     except pexpect.TIMEOUT:

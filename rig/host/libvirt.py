@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pexpect.fdpexpect
 
-from ..errors import InputError, LaunchError
+from ..errors import InputError, LaunchError, MonitorError
 from ..plan import BootPlan
 from . import Lifecycle
 from .qemu import Media, forward_ssh, guest_argv
@@ -235,7 +235,11 @@ class LibvirtHost(Lifecycle):
         return self._monitor(line, hmp=True)
 
     def query_pci(self) -> list[dict]:
-        return json.loads(self._monitor('{"execute": "query-pci"}'))["return"]
+        libvirt, _ = _libvirt()
+        try:
+            return json.loads(self._monitor('{"execute": "query-pci"}'))["return"]
+        except libvirt.libvirtError as exc:
+            raise MonitorError(f"QMP query-pci through libvirt: {exc}") from None
 
     def wait_exit(self, timeout: float | None) -> bool:
         """Wait for the domain to stop by itself (guest power-off); True if it did."""

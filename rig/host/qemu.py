@@ -24,7 +24,7 @@ from pathlib import Path
 import pexpect.fdpexpect
 from qemu.qmp import QMPClient
 
-from ..errors import LaunchError
+from ..errors import LaunchError, MonitorError
 from ..plan import NETDEV_ID, BootPlan
 from ..topology import PlacedDevice
 from . import Lifecycle
@@ -166,6 +166,12 @@ class _Monitor:
             self._loop.close()
 
 
+def _monitor_failure(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"no answer within {timeout:.0f} s"
+    return f"the connection closed ({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})"
+
+
 def parse_device_help(text: str) -> set[str]:
     """Device names from `-device help` output: 'name "pci-testdev", bus PCI, desc ...'."""
     return {m.group(1) for m in re.finditer(r'^name "([^"]+)"', text, re.MULTILINE)}
@@ -190,6 +196,7 @@ class QemuHost(Lifecycle):
     """One QEMU process: `with QemuHost(plan, run_dir) as host: host.console.expect(...)`."""
 
     QMP_ACCEPT_TIMEOUT = 30.0
+    QMP_TIMEOUT = 30.0   # query-pci answers in milliseconds; QMP is served by a thread of its own
     QUIT_TIMEOUT = 5.0
 
     def __init__(self, plan: BootPlan, run_dir: Path):
@@ -264,7 +271,10 @@ class QemuHost(Lifecycle):
     # -- running ------------------------------------------------------------------------
     def query_pci(self) -> list[dict]:
         assert self._qmp is not None
-        return self._qmp.cmd("query-pci")
+        try:
+            return self._qmp.cmd("query-pci", timeout=self.QMP_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - qemu.qmp raises several kinds for one fact
+            raise MonitorError(f"QMP query-pci: {_monitor_failure(exc, self.QMP_TIMEOUT)}") from None
 
     def wait_exit(self, timeout: float) -> bool:
         """Wait for QEMU to exit by itself (guest power-off); True if it did."""

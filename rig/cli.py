@@ -159,17 +159,12 @@ def cmd_soak(args) -> int:
                              + f" {r['timings'].get('total', 0):.0f} s" for r in results)
             err.print(f"round {i}: {line}", markup=False)
 
-        try:
-            tallies = soak.run(scenario, args.rounds, out_dir, options, progress=_progress, after_round=after_round)
-        except KeyboardInterrupt:
-            # What ran is counted and kept; the interrupt still ends the command as one.
-            soak.write(out_dir, soak.summarize(out_dir))
-            raise
+        tallies = soak.run(scenario, args.rounds, out_dir, options, progress=_progress, after_round=after_round)
     path = soak.write(out_dir, tallies)
     for line in soak.lines(tallies):
         print(line)
     print(f"soak: {path}")
-    return 0
+    return soak.exit_code(tallies)
 
 
 def cmd_shell(args) -> int:
@@ -474,7 +469,8 @@ def parser() -> argparse.ArgumentParser:
     soak_.add_argument("rounds", type=int, nargs="?", default=10, help="runs of the scenario (default 10)")
     soak_.add_argument("scenario", type=Path, nargs="?", help="the scenario to boot (needed unless --summarize)")
     _run_options(soak_)
-    soak_.add_argument("--summarize", type=Path, metavar="DIR", help="count an existing soak directory again")
+    soak_.add_argument("--summarize", type=Path, metavar="DIR", help="count an existing soak directory again "
+                       "(exit 0: every boot reached a verdict; 3: a boot erred)")
     soak_.set_defaults(func=cmd_soak)
 
     rep = sub.add_parser("report", help="write report.html (memory maps, A/B) for run directories")
@@ -529,6 +525,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # paramiko logs a traceback at ERROR for a handshake that fails in its thread; the
+        # rig reports that failure itself (result.json's ssh.error), in one line.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     try:

@@ -183,9 +183,14 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     except pexpect.EOF:
         result.failure, result.error = "qemu-exit", f"qemu-exit at stage {result.stage_reached}: the console closed"
         save_traceback(run_dir, result)
-    except Exception as exc:  # noqa: BLE001 - a bug or the machine (disk full, QMP gone) is an error, never a verdict
-        result.failure = "internal"
-        result.error = f"internal error at stage {result.stage_reached}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a bug or the machine (disk full) is an error, never a verdict
+        if isinstance(exc, OSError) and host is not None and host.wait_exit(2.0):
+            # Writing to the console of a QEMU that died: its exit is the cause.
+            result.failure = "qemu-exit"
+            result.error = f"qemu-exit at stage {result.stage_reached}: QEMU exited ({type(exc).__name__}: {exc})"
+        else:
+            result.failure = "internal"
+            result.error = f"internal error at stage {result.stage_reached}: {type(exc).__name__}: {exc}"
         save_traceback(run_dir, result)
     finally:
         stack.close()

@@ -134,9 +134,9 @@ def connect(port: int, client_key: paramiko.PKey, known_hosts: Path, timeout: fl
     except paramiko.ssh_exception.NoValidConnectionsError:
         client.close()
         raise SshError(f"nothing answers on {HOST}:{port}") from None
-    except (paramiko.SSHException, OSError) as exc:
+    except (paramiko.SSHException, OSError, EOFError) as exc:  # EOFError: the server went mid-handshake
         client.close()
-        raise SshError(f"ssh to dom0 at {HOST}:{port} failed: {exc}") from None
+        raise SshError(f"ssh to dom0 at {HOST}:{port} failed: {type(exc).__name__}: {exc}") from None
     return client
 
 
@@ -146,8 +146,11 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tupl
         _, stdout, _ = client.exec_command(command, timeout=timeout, get_pty=False)
         stdout.channel.set_combine_stderr(True)
         data = stdout.read()
+        # recv_exit_status() would wait forever for a status a frozen dom0 never sends.
+        if not stdout.channel.status_event.wait(timeout):
+            raise TimeoutError(f"no exit status within {timeout:.0f} s")
         return stdout.channel.recv_exit_status(), data
-    except (paramiko.SSHException, OSError, TimeoutError) as exc:
+    except (paramiko.SSHException, OSError, TimeoutError, EOFError) as exc:
         raise SshError(f"ssh command {command!r} failed: {exc}") from None
 
 

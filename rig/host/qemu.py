@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import pexpect.fdpexpect
-from qemu.qmp import QMPClient
+from qemu.qmp import ExecuteError, QMPClient
 
 from ..errors import LaunchError, MonitorError
 from ..plan import NETDEV_ID, BootPlan
@@ -157,7 +157,10 @@ class _Monitor:
         self._loop.run_until_complete(accept_or_exit())
 
     def cmd(self, name: str, timeout: float = 30.0, **args):
-        return self._run(self._client.execute(name, args or None), timeout)
+        try:
+            return self._run(self._client.execute(name, args or None), timeout)
+        except Exception as exc:  # noqa: BLE001 - qemu.qmp raises several kinds for one fact
+            raise MonitorError(f"QMP {name}: {_monitor_failure(exc, timeout)}") from None
 
     def close(self) -> None:
         try:
@@ -169,6 +172,8 @@ class _Monitor:
 def _monitor_failure(exc: Exception, timeout: float) -> str:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return f"no answer within {timeout:.0f} s"
+    if isinstance(exc, ExecuteError):
+        return f"QEMU refused it: {exc}"
     return f"the connection closed ({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})"
 
 
@@ -241,9 +246,13 @@ class QemuHost(Lifecycle):
         self._sock.connect(str(console_sock))
         self.console = pexpect.fdpexpect.fdspawn(self._sock, encoding="utf-8", codec_errors="replace",
                                                  maxread=65536, use_poll=True)
-        if self.plan.network == "user":
-            self.ssh_port = self._forward_ssh()
-        self._qmp.cmd("cont")
+        try:
+            if self.plan.network == "user":
+                self.ssh_port = self._forward_ssh()
+            self._qmp.cmd("cont")
+        except MonitorError as exc:
+            self._wait_briefly()
+            raise LaunchError(f"{exc} ({self._failure_text()})", self.argv, self.qemu_log) from None
         log.info("QEMU pid %d started: %s", self._proc.pid, self.plan.name)
 
     FORWARD_ATTEMPTS = 10
@@ -271,10 +280,7 @@ class QemuHost(Lifecycle):
     # -- running ------------------------------------------------------------------------
     def query_pci(self) -> list[dict]:
         assert self._qmp is not None
-        try:
-            return self._qmp.cmd("query-pci", timeout=self.QMP_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 - qemu.qmp raises several kinds for one fact
-            raise MonitorError(f"QMP query-pci: {_monitor_failure(exc, self.QMP_TIMEOUT)}") from None
+        return self._qmp.cmd("query-pci", timeout=self.QMP_TIMEOUT)
 
     def wait_exit(self, timeout: float) -> bool:
         """Wait for QEMU to exit by itself (guest power-off); True if it did."""

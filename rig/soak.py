@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import session
-from .errors import InputError
+from .errors import EXIT_ERROR, EXIT_OK, InputError
 from .scenario import Scenario
 
 ROUND_PREFIX = "round-"
@@ -26,23 +26,25 @@ ROUND_PREFIX = "round-"
 
 @dataclass
 class KernelTally:
-    """One kernel role's boots in a soak."""
+    """One job's boots in a soak (one kernel role of one firmware and dom0_mem variant)."""
 
+    job: str
     role: str
     kernel: str
-    outcomes: Counter = field(default_factory=Counter)   # pass / fail / error / unjudged
-    failures: Counter = field(default_factory=Counter)   # failure class (stage) of each error
+    outcomes: Counter = field(default_factory=Counter)   # pass / fail / error / unjudged / interrupted
+    failures: Counter = field(default_factory=Counter)   # failure class of each error
     totals: list[float] = field(default_factory=list)    # seconds, boots that reached collection
     examples: dict[str, str] = field(default_factory=dict)  # failure class -> first run dir with it
 
     @property
     def boots(self) -> int:
-        return sum(self.outcomes.values())
+        """Boots that ended by themselves (an interrupted one says nothing of the rig or guest)."""
+        return sum(n for k, n in self.outcomes.items() if k != "interrupted")
 
     def as_dict(self) -> dict:
         t = sorted(self.totals)
-        return {"role": self.role, "kernel": self.kernel, "boots": self.boots, "outcomes": dict(self.outcomes),
-                "failures": dict(self.failures), "examples": self.examples,
+        return {"job": self.job, "role": self.role, "kernel": self.kernel, "boots": self.boots,
+                "outcomes": dict(self.outcomes), "failures": dict(self.failures), "examples": self.examples,
                 "seconds": {"median": statistics.median(t), "min": t[0], "max": t[-1],
                             "p10": _quantile(t, 0.1), "p90": _quantile(t, 0.9)} if t else None}
 
@@ -52,17 +54,31 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+INTERRUPTED = "interrupted"   # marker file in a round that Ctrl-C or SIGTERM cut short
+
+
 def run(scenario: Scenario, rounds: int, out_dir: Path, options: session.Options,
         progress: Callable[[str, str], None] = lambda r, m: None,
         after_round: Callable[[int, list[dict]], None] = lambda i, results: None) -> dict[str, KernelTally]:
+    """`rounds` runs of `scenario` into <out_dir>/round-NNN/; soak.json is written whatever
+    happens (an interrupt or a crash of the rig keeps the count of the rounds that ran)."""
     if rounds < 1:
         raise InputError(f"soak: {rounds} rounds: must be at least 1")
     with session.claimed(out_dir):
         first = _next_round(out_dir)  # a soak resumed into the same directory adds rounds
-        for i in range(first, first + rounds):
-            options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
-            _, results = session.run(scenario, options, progress=progress)
-            after_round(i, results)
+        try:
+            for i in range(first, first + rounds):
+                options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
+                try:
+                    _, results = session.run(scenario, options, progress=progress)
+                except KeyboardInterrupt:
+                    if options.out_dir.is_dir():
+                        (options.out_dir / INTERRUPTED).touch()
+                    raise
+                after_round(i, results)
+        finally:
+            if any(out_dir.glob(f"{ROUND_PREFIX}[0-9]*")):
+                write(out_dir, summarize(out_dir))
     return summarize(out_dir)
 
 
@@ -73,37 +89,51 @@ def _next_round(out_dir: Path) -> int:
 
 
 def summarize(out_dir: Path) -> dict[str, KernelTally]:
-    """Tallies per kernel role from every round's result.json (a failed attempt kept by
-    --retries counts as the error it was)."""
+    """Tallies per job from every round's result.json (a failed attempt kept by --retries
+    counts as the error it was; a planned job without a result is an error, "no-result",
+    unless its round was interrupted)."""
     rounds = sorted(p for p in out_dir.glob(f"{ROUND_PREFIX}[0-9]*") if p.is_dir())
     if not rounds:
         raise InputError(f"{out_dir}: no {ROUND_PREFIX}NNN directories: not a soak")
     tallies: dict[str, KernelTally] = {}
-    roles: dict[str, str] = {}   # job id -> kernel role, as results name them
     missing: list[tuple[str, Path]] = []
     for round_dir in rounds:
         planned = json.loads((round_dir / "jobs.json").read_text())["planned"] \
             if (round_dir / "jobs.json").is_file() else []
         found = set()
         for path in sorted(round_dir.glob("**/result.json")):
-            r = json.loads(path.read_text())
-            found.add(r.get("job"))
-            roles[r.get("job")] = r["kernel_role"]
-            t = tallies.setdefault(r["kernel_role"], KernelTally(r["kernel_role"], r["kernel"]))
+            try:
+                r = json.loads(path.read_text())
+                job, role, kernel, verdict = r["job"], r["kernel_role"], r["kernel"], r["verdict"]
+            except (ValueError, KeyError):  # counted below as its planned job's missing result
+                if not planned:
+                    missing.append((f"{path.parent.name} (unreadable {path.name})", round_dir))
+                continue
+            found.add(job)
+            t = tallies.setdefault(job, KernelTally(job, role, kernel))
             for attempt in r.get("failed_attempts") or []:
                 _count_error(t, attempt["failure"], attempt["run_dir"])
-            if r["verdict"] == "error":
+            if verdict == "error":
                 _count_error(t, r.get("failure") or "unknown", str(path.parent))
             else:
-                t.outcomes[r["verdict"]] += 1
+                t.outcomes[verdict] += 1
                 if r["timings"].get("total"):
                     t.totals.append(r["timings"]["total"])
         missing += [(job, round_dir) for job in planned if job not in found]
-    for job, round_dir in missing:  # an interrupted round: the job never wrote a result
-        role = roles.get(job, job)
-        t = tallies.setdefault(role, KernelTally(role, "?"))
-        _count_error(t, "no-result", str(round_dir))
+    for job, round_dir in missing:
+        t = tallies.setdefault(job, KernelTally(job, "?", "?"))
+        if (round_dir / INTERRUPTED).exists():
+            t.outcomes[INTERRUPTED] += 1
+        else:
+            _count_error(t, "no-result", str(round_dir))
     return tallies
+
+
+def exit_code(tallies: dict[str, KernelTally]) -> int:
+    """0: every boot reached a verdict; 3: a boot erred, or nothing booted (never green)."""
+    if not tallies or any(t.boots == 0 or t.outcomes["error"] for t in tallies.values()):
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def _count_error(t: KernelTally, failure: str, where: str) -> None:
@@ -128,7 +158,7 @@ def lines(tallies: dict[str, KernelTally]) -> list[str]:
         s = d["seconds"]
         timing = (f"median {s['median']:.1f} s, p10-p90 {s['p10']:.1f}-{s['p90']:.1f} s, "
                   f"range {s['min']:.1f}-{s['max']:.1f} s") if s else "no boot reached collection"
-        out.append(f"{t.role} ({t.kernel}): {t.boots} boots: {outcomes}; {timing}")
+        out.append(f"{t.job} ({t.kernel}): {t.boots} boots: {outcomes}; {timing}")
         for failure, n in t.failures.most_common():
             out.append(f"  {failure}: {n} (first: {t.examples[failure]})")
     return out

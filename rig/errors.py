@@ -39,11 +39,9 @@ class ArtefactError(RigError):
 
 
 class CorruptArtefactError(ArtefactError):
-    def __init__(self, path: Path, want: str, got: str):
-        super().__init__(
-            f"{path}: sha256 mismatch (recorded {want[:16]}..., found {got[:16]}...); "
-            "run `rig fetch --refresh` to fetch it again"
-        )
+    def __init__(self, path: Path, want: str, got: str, remedy: str = "run `rig fetch --refresh` to fetch it again"):
+        self.path, self.want, self.got = path, want, got
+        super().__init__(f"{path}: sha256 mismatch (recorded {want[:16]}..., found {got[:16]}...); {remedy}")
 
 
 class LaunchError(RigError):
@@ -62,7 +60,8 @@ class MonitorError(RigError):
 class BootError(RigError):
     """The guest did not reach the stage we waited for.
 
-    `failure` is one of: xen-panic, dom0-crash, dom0-triple-fault, kernel-panic, hang, qemu-exit.
+    `failure` is one of: xen-panic, dom0-crash, dom0-triple-fault, kernel-panic, hang, qemu-exit
+    (and, outside this class: launch, qmp, collect, internal).
     """
 
     def __init__(self, failure: str, stage: str, detail: str, console_tail: str = ""):

@@ -24,7 +24,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
 from .artefacts import Artefact, Cache, GuestTools, sha256_file
-from .errors import ArtefactError
+from .errors import ArtefactError, CorruptArtefactError
 
 GUESTS = Path(__file__).resolve().parent.parent / "guests"
 AGENT = GUESTS / "agent" / "init"
@@ -205,7 +205,11 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
                                      f"modules={modules.release}:{','.join(map(module_name, module_paths)) or '-'}"
                                      if modules else "", f"missing={','.join(missing)}" if missing else ""]))
     if out.is_file() and record.is_file():
-        return Artefact("initramfs", out, record.read_text().strip(), f"built:{digest}", version).verify()
+        try:
+            return Artefact("initramfs", out, record.read_text().strip(), f"built:{digest}", version).verify()
+        except CorruptArtefactError as exc:  # built here, so the remedy is building it again
+            raise CorruptArtefactError(out, exc.want, exc.got,
+                                       f"delete it (rm {out} {record}); the next run builds it again") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     for tool in ("cpio", "gzip"):
         if shutil.which(tool) is None:

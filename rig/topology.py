@@ -100,13 +100,16 @@ def resolve(devices: list[PciDevice], root_bus: str = "pcie.0") -> list[PlacedDe
     parent_of = {names[i]: d.parent or str(d.props.get("bus") or "") or root_bus for i, d in enumerate(devices)}
     for i, name in enumerate(names):
         chain, parent = [name], parent_of[name]
-        while parent in ids and parent not in chain:
+        while parent in ids and parent in bus_kinds and parent not in chain:
             chain.append(parent)
             parent = parent_of[parent]
         if parent in chain and len(chain) > 1:
-            cycle = " -> ".join(chain[chain.index(parent):] + [parent])
-            raise TopologyError(f"host.pci.{i}.parent", f"the buses form a cycle: {cycle}")
-        if parent_of[name] in ids and ids[parent_of[name]] > i:
+            loop = chain[chain.index(parent):]
+            first = min(loop, key=ids.__getitem__)   # blame the cycle's first device in the file
+            at = loop.index(first)
+            cycle = " -> ".join(loop[at:] + loop[:at] + [first])
+            raise TopologyError(f"host.pci.{ids[first]}.parent", f"the buses form a cycle: {cycle}")
+        if parent_of[name] in bus_kinds and ids.get(parent_of[name], -1) > i:
             # QEMU creates devices in argv order: a bus must exist before what plugs into it.
             raise TopologyError(f"host.pci.{i}.parent", f"{parent_of[name]!r} is declared after {name!r}; "
                                                         "declare a bus before the devices on it")

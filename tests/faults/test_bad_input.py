@@ -28,6 +28,11 @@ SHAPES = {
                              "host.pci.0.props.membar", "not a power of two"),
     "unknown-device": (HEAD + "[[host.pci]]\ndevice = \"nosuch-dev\"\n", "host.pci.0.device", "no device 'nosuch-dev'"),
     "topology-cycle": (HEAD + BRIDGES, "host.pci.0.parent", "cycle: b1 -> b2 -> b1"),
+    "topology-off-a-cycle": (HEAD + '[[host.pci]]\ndevice = "pci-testdev"\nparent = "b2"\n' + BRIDGES,
+                             "host.pci.1.parent", "cycle: b1 -> b2 -> b1"),
+    "topology-bus-declared-after": (HEAD + '[[host.pci]]\ndevice = "pci-testdev"\nparent = "p"\n'
+                                    '[[host.pci]]\ndevice = "pcie-pci-bridge"\nname = "p"\n',
+                                    "host.pci.0.parent", "'p' is declared after"),
     "topology-own-parent": (HEAD + '[[host.pci]]\ndevice = "pci-bridge"\nname = "b"\nparent = "b"\n',
                             "host.pci.0.parent", "its own parent"),
     "topology-unknown-parent": (HEAD + '[[host.pci]]\ndevice = "pci-testdev"\nparent = "nowhere"\n',

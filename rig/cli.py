@@ -526,9 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        # paramiko logs a traceback at ERROR for a handshake that fails in its thread; the
-        # rig reports that failure itself (result.json's ssh.error), in one line.
-        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        # paramiko logs a traceback at ERROR for a handshake that fails in its thread, and
+        # qemu.qmp an ERROR line for a monitor whose QEMU died; the rig reports both failures
+        # itself (result.json's ssh.error, the job's error), in one line.
+        for library in ("paramiko", "qemu.qmp"):
+            logging.getLogger(library).setLevel(logging.CRITICAL)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     try:

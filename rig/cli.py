@@ -90,8 +90,8 @@ def _options(args, workers: int) -> session.Options:
         raise InputError(f"--retries {args.retries}: must be 0 or more")
     if args.timeout_scale <= 0:
         raise InputError(f"--timeout-scale {args.timeout_scale}: must be positive")
-    if workers < 1:
-        raise InputError(f"--workers {workers}: must be at least 1")
+    if workers < 0:
+        raise InputError(f"--workers {workers}: must be 0 (one boot per host's worth of cores) or more")
     for name, path in options.user_modules.items():
         if name not in options.user_kernels:
             raise InputError(f"--modules {name}={path}: no --kernel {name}=PATH given")
@@ -148,7 +148,7 @@ def cmd_soak(args) -> int:
     else:
         if args.scenario is None:
             raise InputError("soak: a scenario is needed (or --summarize DIR)")
-        options = _options(args, 1)
+        options = _options(args, args.workers)
         scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
         session.preflight(scenario, args.scenario, args.backend)
         out_dir = args.out or session.new_out_dir(f"soak-{scenario.name}")
@@ -306,7 +306,7 @@ def cmd_repro(args) -> int:
 
 
 def cmd_matrix(args) -> int:
-    options = _options(args, args.workers or session.default_workers())
+    options = _options(args, args.workers)
     shard = matrix.parse_shard(args.shard) if args.shard else None
     scenarios = []
     for path in args.scenarios:
@@ -420,7 +420,9 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="boot every kernel of a scenario and judge it")
     run.add_argument("scenario", type=Path)
     _run_options(run)
-    run.add_argument("--workers", type=int, default=1, help="boots at once (default 1)")
+    run.add_argument("--workers", type=int, default=0,
+                     help="boots at once (default: the cores / the host's vCPUs, here "
+                          f"{session.default_workers()} for 2 vCPUs)")
     run.add_argument("--keep", action="store_true",
                      help="leave each host running after collection until Ctrl-C (reach it with `rig ssh`)")
     run.set_defaults(func=cmd_run)
@@ -461,7 +463,8 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--shard", metavar="I/N", help="run only shard I of N (whole hosts, deterministic)")
     _run_options(mat)
     mat.add_argument("--workers", type=int, default=0,
-                     help=f"boots at once (default: cores / 2, here {session.default_workers()})")
+                     help="boots at once (default: the cores / the biggest host's vCPUs, here "
+                          f"{session.default_workers()} for 2 vCPUs)")
     mat.set_defaults(func=cmd_matrix)
 
     soak_ = sub.add_parser("soak", help="boot a scenario's host N times: outcomes, failure classes and "
@@ -469,6 +472,7 @@ def parser() -> argparse.ArgumentParser:
     soak_.add_argument("rounds", type=int, nargs="?", default=10, help="runs of the scenario (default 10)")
     soak_.add_argument("scenario", type=Path, nargs="?", help="the scenario to boot (needed unless --summarize)")
     _run_options(soak_)
+    soak_.add_argument("--workers", type=int, default=0, help="boots at once (default: as rig run)")
     soak_.add_argument("--summarize", type=Path, metavar="DIR", help="count an existing soak directory again "
                        "(exit 0: every boot reached a verdict; 3: a boot erred)")
     soak_.set_defaults(func=cmd_soak)

@@ -46,7 +46,7 @@ class Options:
     roles: list[str] | None = None   # run only these kernel roles
     timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
     retries: int = 0                 # boot again after an error, keeping each failed attempt
-    workers: int = 1                 # boots at once
+    workers: int = 0                 # boots at once; 0: default_workers(jobs)
     collect_via: str = "auto"        # "auto" (SSH, else serial), "serial", "both" (SSH judged, serial compared)
     keep: runner.KeptHosts | None = None   # leave each host running in here after collection
     after: Callable | None = None    # run on the live host after collection instead of powering off
@@ -56,10 +56,12 @@ class Options:
     backend: str | None = None       # "qemu" | "libvirt"; None: the scenario's [host] backend
 
 
-def default_workers() -> int:
-    # A TCG boot keeps about two cores busy: on 2 cores two boots at once take as
-    # long as one after the other (measured: 28-30 s each vs 15 s alone).
-    return max(1, (os.cpu_count() or 2) // 2)
+def default_workers(jobs: list[matrix.Job] | None = None) -> int:
+    """Boots at once: the cores divided by the vCPUs of the biggest host. Under TCG each
+    vCPU is a thread that keeps a core busy, so more boots than that only slow every boot
+    (measured with 2-vCPU hosts on 2 cores: 28-30 s each side by side vs 15 s alone)."""
+    cpus = max((j.scenario.host.cpus for j in jobs), default=2) if jobs else 2
+    return max(1, (os.cpu_count() or 2) // cpus)
 
 
 def known_kernels(options: Options, cache: Cache | None = None) -> set[str]:
@@ -287,7 +289,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
             boots[i] = boot(j)
             judge_host_when_complete(j.host)
         return _summarise(results, out_dir)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+    workers = options.workers or default_workers(jobs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(boot, j): i for i, j in enumerate(jobs)}
         try:
             for future in concurrent.futures.as_completed(futures):

@@ -74,3 +74,19 @@ def test_every_shipped_scenario_loads():
     for path in sorted((ROOT / "scenarios").rglob("*.toml")):
         s = scenario.load(path, {"debian-6.1", "debian-bpo-6.12"})
         assert matrix.expand([s])
+
+
+def test_boots_at_once_follow_the_vcpus_of_the_biggest_host(tmp_path, monkeypatch):
+    from rig import session
+    from rig.scenario import load
+    monkeypatch.setattr(session.os, "cpu_count", lambda: 2)
+    src = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text()
+    one = tmp_path / "one.toml"
+    one.write_text(src.replace("cpus = 2", "cpus = 1").replace("name = \"bar-clash-64bit\"", "name = \"one\""))
+    two = tmp_path / "two.toml"
+    two.write_text(src)
+    jobs_one = matrix.expand([load(one)])
+    jobs_both = matrix.expand([load(one), load(two)])
+    # A TCG vCPU keeps a core busy: 1-vCPU hosts boot two at a time on 2 cores, a 2-vCPU one alone.
+    assert (session.default_workers(jobs_one), session.default_workers(jobs_both)) == (2, 1)
+    assert session.default_workers() == 1

@@ -45,7 +45,9 @@ class Host(_Strict):
     maxmem: Size | None = None          # memory hotplug ceiling (needs slots)
     slots: int | None = Field(default=None, ge=1, le=256)
     pci_hole64_size: Size | None = None  # size of the 64-bit PCI window the machine reserves
-    cpus: int = Field(default=2, ge=1, le=64)
+    # One vCPU by default: with two, QEMU 7.2's multi-threaded TCG races corrupt dom0 now and
+    # then (a triple fault, an int3 Oops; docs/triple-fault.md), and two 1-vCPU hosts boot at once.
+    cpus: int = Field(default=1, ge=1, le=64)
     iommu: Literal["intel", "none"] = "intel"
     # "user": dom0 gets a NIC on QEMU's isolated user-mode network and the rig reaches its
     # SSH server through a forward on 127.0.0.1; "none": no NIC, the serial console only.

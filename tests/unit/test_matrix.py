@@ -80,7 +80,7 @@ def test_boots_at_once_follow_the_vcpus_of_the_biggest_host(tmp_path, monkeypatc
     from rig import session
     from rig.scenario import load
     monkeypatch.setattr(session.os, "cpu_count", lambda: 2)
-    src = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text()
+    src = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text().replace("cpus = 1", "cpus = 2")
     one = tmp_path / "one.toml"
     one.write_text(src.replace("cpus = 2", "cpus = 1").replace("name = \"bar-clash-64bit\"", "name = \"one\""))
     two = tmp_path / "two.toml"

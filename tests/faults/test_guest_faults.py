@@ -4,6 +4,7 @@ dom0's command line), and dom0's SSH server dying mid-collection."""
 import pytest
 
 from rig.collect import RESEND_ATTEMPTS
+from tests.conftest import read_console
 from tests.faults.conftest import assert_error_kept, run_faulted, scenario_with_dom0_cmdline
 from tests.integration.conftest import processes_mentioning
 
@@ -18,7 +19,7 @@ def test_garbled_section_with_the_right_line_count_is_refused(tmp_path):
     run = run_faulted(tmp_path, "--collect", "serial", scenario=scenario)
     r = assert_error_kept(run, "collected", "collect")
     assert "iomem" in r["error"] and "sha256" in r["error"], r["error"]
-    serial = (run.out / "unpatched" / "serial.log").read_text()
+    serial = read_console(run.out / "unpatched" / "serial.log")
     assert serial.count("@@RIG-BEGIN iomem") == 1 + RESEND_ATTEMPTS   # asked again, refused again
     assert not (run.out / "unpatched" / "iomem.txt").exists()
 
@@ -40,7 +41,7 @@ def test_ssh_server_killed_mid_collection_hands_over_to_the_console(tmp_path):
     r = run.result()
     # The server died as the rig's first SSH command started (the agent says so on the
     # console); the console took over, the boot is judged as usual, and result.json says why.
-    assert "@@RIG-FAULT kill-sshd" in (run.out / "unpatched" / "serial.log").read_text()
+    assert "@@RIG-FAULT kill-sshd" in read_console(run.out / "unpatched" / "serial.log")
     assert (run.returncode, r["verdict"], r["collected_via"]) == (0, "pass", "serial"), run.said
     assert r["ssh"]["offered"] and "no tar archive" in r["ssh"]["error"], r["ssh"]
     assert "Traceback" not in run.said

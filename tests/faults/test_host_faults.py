@@ -22,7 +22,7 @@ STRIKE_POINTS = {
 
 def struck(run, what: str) -> bool:
     """The wrapper's own record that it struck (so a real crash cannot pass for the fault)."""
-    return f"qemu-fault: {what}" in (run.out / "unpatched" / "qemu.log").read_text()
+    return f"qemu-fault: {what}" in (run.out / "unpatched" / "qemu.log").read_text(errors="replace")
 
 
 @pytest.mark.parametrize("point", list(STRIKE_POINTS))

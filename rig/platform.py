@@ -100,11 +100,10 @@ ARCHES: dict[str, Arch] = {
 }
 
 ACCELS: dict[str, Accel] = {
-    # Multi-threaded TCG. Guests under TCG flake now and then whatever the threading:
-    # with thread=multi one 6.12 dom0 died of "Oops: int3" while patching its own text
-    # (tests/data/runs/mttcg-int3-oops) in about 100 boots; thread=single was not better
-    # (an i8042 hang and a stack-guard crash in about 15 boots) and is 20 % slower.
-    # `--retries` re-boots such a host and reports every attempt.
+    # Multi-threaded TCG. With more than one vCPU, QEMU 7.2's MTTCG races corrupt dom0
+    # now and then (a triple fault, an int3 Oops from a stale translation; fixed upstream
+    # in 8.1+): hosts have one vCPU by default, which no race can touch, and boot side by
+    # side instead (docs/triple-fault.md).
     "tcg": Accel("tcg", ("-accel", "tcg,thread=multi"), timeout_scale=1.0),
     "kvm": Accel("kvm", ("-accel", "kvm"), timeout_scale=0.5),
 }

@@ -20,7 +20,7 @@ def test_soak_counts_a_real_round_and_counts_it_again_from_files(tmp_path):
         assert kernel["outcomes"] == {"pass": 1} and kernel["seconds"]["median"] == r["timings"]["total"]
     else:  # a TCG flake is counted as what it was, by class
         assert kernel["failures"] == {r["failure"]: 1}
-    assert proc.stdout.splitlines()[0].startswith("unpatched (debian-6.1): 1 boots: ")
+    assert proc.stdout.splitlines()[0].startswith("bar-clash-64bit[seabios-512M-unpatched] (debian-6.1): 1 boots: ")
     # Counting again from the files gives the same figures (an interrupted soak still counts).
     again = rig("soak", "--summarize", str(out))
     assert again.returncode == 0 and again.stdout.splitlines()[0] == proc.stdout.splitlines()[0]

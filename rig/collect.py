@@ -27,6 +27,7 @@ AGENT_VERSION = max(SECTIONS_BY_AGENT)       # the agent this rig ships
 REQUIRED = SECTIONS_BY_AGENT[AGENT_VERSION]
 CHECKSUMS_FROM_AGENT = 3
 _AGENT = re.compile(r"^@@RIG-AGENT (\d+) ", re.MULTILINE)
+_STEP = re.compile(r"^@@RIG-STEP (\S+) (\d+\.\d+)\s*$", re.MULTILINE)
 _BEGIN = re.compile(r"^@@RIG-BEGIN (\S+)\s*$")
 _END = re.compile(r"^@@RIG-END (\S+)(?: (\d+))?(?: ([0-9a-f]{64}))?\s*$")
 
@@ -44,6 +45,19 @@ def agent_version(console: str) -> int:
     collection does not ask: it knows the agent it shipped (AGENT_VERSION)."""
     m = _AGENT.search(normalise_newlines(console))
     return int(m.group(1)) if m else 0
+
+
+def agent_steps(console: str) -> dict[str, float]:
+    """Seconds each agent step took, from its "@@RIG-STEP NAME UPTIME" marks (pure): the
+    first mark ("start") is dom0's uptime when the agent began, the others the seconds since
+    the mark before. A mark a console garbled is skipped, never guessed."""
+    steps: dict[str, float] = {}
+    previous = None
+    for m in _STEP.finditer(normalise_newlines(console)):
+        uptime = float(m.group(2))
+        steps[m.group(1)] = round(uptime - previous if previous is not None else uptime, 2)
+        previous = uptime
+    return steps
 
 
 def required_sections(agent: int) -> tuple[str, ...]:

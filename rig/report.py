@@ -71,6 +71,7 @@ def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason:
         "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
         "timings": boot.timings,
+        "steps": boot.steps,   # the userspace stage step by step: {"agent": {...}, "rig": {...}}
         "collected_via": boot.collected_via,   # "ssh" or "serial"
         "ssh": boot.ssh or None,
         "failed_attempts": boot.failed_attempts,  # earlier boots of this job that erred (--retries)

@@ -50,6 +50,8 @@ class KernelBoot:
     failed_attempts: list[dict] = field(default_factory=list)  # earlier boots of this job that erred
     collected_via: str | None = None    # "ssh" or "serial"
     ssh: dict = field(default_factory=dict)  # offered, port, host_key, error, extras, matches_serial
+    # Seconds of each step of the userspace stage: the agent's (from its marks) and the rig's.
+    steps: dict[str, dict[str, float]] = field(default_factory=lambda: {"agent": {}, "rig": {}})
 
 
 Progress = Callable[[str, str], None]  # (role, message)
@@ -130,15 +132,17 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
                        + bplan.firmware.extra_seconds.get("collected", 0.0)) * scale
         console.expect_marker(host.console, transcript, console.READY_MARKER, "userspace",
                               "the agent's READY", ready_limit)
+        rig_steps = _Stopwatch(result.steps["rig"])
         via_ssh = None
         if collect_via != "serial" and bplan.network != "none":
-            via_ssh = _collect_over_ssh(host, transcript, result, run_dir, scale)
+            via_ssh = _collect_over_ssh(host, transcript, result, run_dir, scale, rig_steps)
             if via_ssh is None:
                 progress(role, f"ssh: {result.ssh['error']}; collecting over the serial console")
         if via_ssh is None or collect_via == "both":
             host.console.sendline("collect")
             console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
             serial = collect.gather(host.console, transcript)
+            rig_steps.lap("serial")
             if via_ssh is not None:
                 collect.save(serial, run_dir / "via-serial")
                 result.ssh["matches_serial"] = serial.sections == via_ssh.sections
@@ -149,6 +153,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         collect.save(result.collected, run_dir)
         result.final_pci = host.query_pci()
         _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
+        rig_steps.lap("final-pci")
         if keep is not None:
             host.console.sendline("keep")
             console.expect_marker(host.console, transcript, "@@RIG-OK", "collected", "the agent's OK", 60 * scale)
@@ -160,6 +165,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             host.console.sendline("poweroff")
             if not host.wait_exit(POWEROFF_TIMEOUT):
                 log.info("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
+            rig_steps.lap("poweroff")
     except BootError as exc:
         result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
     except CollectError as exc:
@@ -196,7 +202,21 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         stack.close()
         result.timings["total"] = round(time.monotonic() - started, 2)
         result.serial = transcript.text
+        result.steps["agent"] = collect.agent_steps(result.serial)
     return result
+
+
+class _Stopwatch:
+    """Laps into a dict: lap(name) records the seconds since the previous lap (or start)."""
+
+    def __init__(self, laps: dict[str, float]):
+        self.laps = laps
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
 
 
 def save_traceback(run_dir: Path, result: KernelBoot) -> None:
@@ -212,7 +232,7 @@ def save_traceback(run_dir: Path, result: KernelBoot) -> None:
 
 
 def _collect_over_ssh(host: Host, transcript: console.Transcript, result: KernelBoot, run_dir: Path,
-                      scale: float) -> collect.Collected | None:
+                      scale: float, steps: _Stopwatch) -> collect.Collected | None:
     """The sections (and the extras) over SSH, or None with result.ssh["error"] saying why."""
     offer, why = ssh_mod.parse_offer(transcript.text)
     result.ssh = {"offered": offer is not None, "port": host.ssh_port,
@@ -225,19 +245,21 @@ def _collect_over_ssh(host: Host, transcript: console.Transcript, result: Kernel
         # The console carries the client key in: it is the wire the rig already trusts.
         host.console.sendline(f"authorize {key.get_base64()}")
         console.expect_marker(host.console, transcript, r"@@RIG-OK", "userspace", "the agent's OK", 60 * scale)
+        steps.lap("authorize")
         files.pin(offer, host.ssh_port)
         client = ssh_mod.connect(host.ssh_port, key, files.known_hosts, timeout=30 * scale)
+        steps.lap("ssh-connect")
         try:
-            sections, extras = ssh_mod.collect(client, collect.REQUIRED)
+            sections, extras = ssh_mod.collect(client, collect.REQUIRED, steps.lap)
         finally:
             client.close()
     except ssh_mod.SshError as exc:
         result.ssh["error"] = str(exc)
         return None
-    for name, (filename, _) in ssh_mod.EXTRAS.items():
+    for name, filename in ssh_mod.EXTRAS.items():
         if extras.get(name):
             (run_dir / filename).write_text(extras[name])
-    result.ssh["extras"] = sorted(ssh_mod.EXTRAS[n][0] for n, text in extras.items() if text)
+    result.ssh["extras"] = sorted(ssh_mod.EXTRAS[n] for n, text in extras.items() if text)
     return collect.check_whole(sections, collect.REQUIRED)
 
 

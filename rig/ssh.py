@@ -154,14 +154,13 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tupl
         raise SshError(f"ssh command {command!r} failed: {exc}") from None
 
 
-# Beyond the serial sections (which dom0 keeps in /run/rig/): what only a fast channel carries.
-# name -> (file in the run directory, shell command in dom0)
+# Beyond the serial sections: what only a fast channel carries. The agent makes them in
+# /run/rig/extras/ while it waits for its host key (guests/agent/init, extras()).
+# name in dom0 -> file in the run directory
 EXTRAS = {
-    # stderr dropped: without modules.*.bin (megabytes) libkmod only complains; drivers come from sysfs.
-    "lspci": ("lspci-vvv.txt", "lspci -vvv -nn 2>/dev/null"),
-    "pci-sysfs": ("pci-sysfs-resources.txt",
-                  'for d in /sys/bus/pci/devices/*; do echo "# ${d##*/}"; cat "$d/resource"; done'),
-    "kernel-config": ("kernel-config.txt", "[ -r /proc/config.gz ] && zcat /proc/config.gz"),
+    "lspci": "lspci-vvv.txt",                    # lspci -vvv -nn
+    "pci-sysfs": "pci-sysfs-resources.txt",      # every function's sysfs resource file, whole
+    "kernel-config": "kernel-config.txt",        # /proc/config.gz, when the kernel has one
 }
 
 
@@ -178,16 +177,18 @@ def _tar(client: paramiko.SSHClient, command: str) -> dict[str, str]:
                        f"{data[:200].decode(errors='replace').strip()}") from None
 
 
-def collect(client: paramiko.SSHClient, sections: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-    """(the agent's sections, {extra name: text}) read over SSH. A missing section is an
-    SshError; an extra whose command fails (kernel-config is often absent) is empty."""
-    found = _tar(client, f"cd /run/rig && tar -cf - {' '.join(sections)}")
+def collect(client: paramiko.SSHClient, sections: tuple[str, ...],
+            lap=lambda step: None) -> tuple[dict[str, str], dict[str, str]]:
+    """(the agent's sections, {extra name: text}) read over SSH in one round trip. A missing
+    section is an SshError; an extra the agent did not make (kernel-config is often absent)
+    is empty. `lap(step)` is called when the round trip ends (timings)."""
+    # stderr dropped: it would land inside the archive (a missing extra is not an error).
+    found = _tar(client, f"cd /run/rig && tar -cf - {' '.join(sections)} extras 2>/dev/null")
+    lap("ssh-collect")
     missing = [n for n in sections if n not in found]
     if missing:
         raise SshError(f"dom0 has no /run/rig/{missing[0]}")
-    script = "; ".join(f"({command}) > {name} || : > {name}" for name, (_, command) in EXTRAS.items())
-    extras = _tar(client, f"mkdir -p /tmp/rig-extras && cd /tmp/rig-extras && {{ {script}; }} && tar -cf - *")
-    return {n: found[n] for n in sections}, {n: extras.get(n, "") for n in EXTRAS}
+    return {n: found[n] for n in sections}, {n: found.get(f"extras/{n}", "") for n in EXTRAS}
 
 
 def interactive(client: paramiko.SSHClient, command: str | None = None) -> int:

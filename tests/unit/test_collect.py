@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,19 @@ def test_gather_resends_an_altered_section_and_takes_the_clean_copy():
     agent = _FakeAgent(t, {"pci-resources": BAR_LINE})
     got = collect.gather(agent, t, required=("pci-resources",))
     assert agent.asked == ["pci-resources"] and got["pci-resources"] == BAR_LINE
+
+
+def test_agent_steps_from_a_real_console():
+    """The marks of a real boot (agent 3 with step marks): the first is dom0's uptime when the
+    agent started, the others the seconds between consecutive marks."""
+    text = (Path(__file__).parents[1] / "data/runs/agent-steps/serial.log").read_bytes().decode(errors="replace")
+    steps = collect.agent_steps(text)
+    assert list(steps)[:3] == ["start", "modules", "nic"]
+    assert steps["start"] == 10.7            # @@RIG-STEP start 10.70
+    assert steps["modules"] == 0.95          # 11.65 - 10.70
+    assert list(steps)[-2:] == ["link", "sshd"]
+
+
+def test_a_garbled_step_mark_is_skipped_not_guessed():
+    text = "@@RIG-STEP start 5.00\n@@RIG-STEP modules 5.5x\n@@RIG-STEP nic 6.25\r\n"
+    assert collect.agent_steps(text) == {"start": 5.0, "nic": 1.25}

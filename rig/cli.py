@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import (
+    bench,
     __version__,
     bundle,
     kernel_build,
@@ -165,6 +166,26 @@ def cmd_soak(args) -> int:
         print(line)
     print(f"soak: {path}")
     return soak.exit_code(tallies)
+
+
+def cmd_bench(args) -> int:
+    if args.rounds < 1:
+        raise InputError(f"bench: rounds {args.rounds}: must be 1 or more")
+    scenario = scenario_mod.load(args.scenario, session.known_kernels(session.Options()))
+    session.preflight(scenario, args.scenario)
+    out_dir = args.out or session.new_out_dir(f"bench-{scenario.name}")
+    args.out = out_dir
+    library = sorted(Path("scenarios").glob("*.toml")) if args.library else None
+    with session.claimed(out_dir):
+        summary = bench.run(scenario, args.scenario, args.rounds, out_dir,
+                            ab_command=shlex.split(args.ab_command) if args.ab_command else None,
+                            firmware_pair=not args.no_firmware_pair, floor_timeout=args.floor_timeout,
+                            suite_command=shlex.split(args.suite) if args.suite else None, library=library,
+                            progress=lambda msg: err.print(f"bench: {msg}", markup=False))
+    for line in bench.lines(summary):
+        print(line)
+    print(f"bench: {out_dir / 'bench.json'}")
+    return bench.exit_code(summary)
 
 
 def cmd_shell(args) -> int:
@@ -466,6 +487,22 @@ def parser() -> argparse.ArgumentParser:
                      help="boots at once (default: the cores / the biggest host's vCPUs, here "
                           f"{session.default_workers()} for 2 vCPUs)")
     mat.set_defaults(func=cmd_matrix)
+
+    bench_ = sub.add_parser("bench", help="time the rig against bare QEMU with the same argv (floors, the A/B, "
+                                          "ratios against the speed goals; docs/performance.md)")
+    bench_.add_argument("scenario", type=Path, nargs="?", default=Path("scenarios/bar-clash-64bit.toml"),
+                        help="the A/B to time (default: the default scenario)")
+    bench_.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians (default 3)")
+    bench_.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-bench-<name>/)")
+    bench_.add_argument("--ab-command", metavar="CMD", help="the command timed as the A/B, given --out DIR "
+                        "(default: rig run SCENARIO; ci/bench.sh times ./bootstrap.sh ab)")
+    bench_.add_argument("--no-firmware-pair", action="store_true",
+                        help="skip the first job's floor under SeaBIOS and OVMF")
+    bench_.add_argument("--floor-timeout", type=float, default=240.0, metavar="S",
+                        help="seconds a floor boot may take before it counts as not powered off (default 240)")
+    bench_.add_argument("--suite", metavar="CMD", help="also time this test command once (e.g. './bootstrap.sh test')")
+    bench_.add_argument("--library", action="store_true", help="also time `rig matrix scenarios/*.toml` once")
+    bench_.set_defaults(func=cmd_bench)
 
     soak_ = sub.add_parser("soak", help="boot a scenario's host N times: outcomes, failure classes and "
                                         "boot times per kernel (the flake rate)")

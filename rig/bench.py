@@ -27,7 +27,7 @@ from typing import Callable
 
 import pexpect
 
-from . import console, initramfs, matrix, plan as plan_mod, platform, session
+from . import console, cores, initramfs, matrix, plan as plan_mod, platform, session
 from .artefacts import Cache
 from .errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK
 from .host import open_host
@@ -70,18 +70,24 @@ def floor_boot(plan: plan_mod.BootPlan, run_dir: Path, timeout: float) -> dict[s
     run_dir.mkdir(parents=True, exist_ok=True)
     transcript = console.Transcript()
     timings: dict[str, float] = {}
-    started = time.monotonic()
-    with open_host("qemu", plan, run_dir) as host:
-        host.console.logfile_read = transcript
-        try:
-            console.watch(host.console, transcript, until="dom0", timings=timings, since=started)
-            host.console.expect(INIT_STARTED, timeout=timeout)
-            timings["dom0"] = round(time.monotonic() - started - sum(timings.values()), 2)
-            host.console.expect(pexpect.EOF, timeout=timeout)  # reading keeps the UART from stalling
-        except (BootError, pexpect.TIMEOUT, pexpect.EOF):
-            return None
-        host.wait_exit(30.0)
-        timings["total"] = round(time.monotonic() - started, 2)
+    with cores.held(plan.cpus):
+        started = time.monotonic()   # as the rig's total: from before the launch
+        with open_host("qemu", plan, run_dir) as host:
+            return _watch_floor(host, transcript, timings, started, timeout)
+
+
+def _watch_floor(host, transcript: console.Transcript, timings: dict[str, float], started: float,
+                 timeout: float) -> dict[str, float] | None:
+    host.console.logfile_read = transcript
+    try:
+        console.watch(host.console, transcript, until="dom0", timings=timings, since=started)
+        host.console.expect(INIT_STARTED, timeout=timeout)
+        timings["dom0"] = round(time.monotonic() - started - sum(timings.values()), 2)
+        host.console.expect(pexpect.EOF, timeout=timeout)  # reading keeps the UART from stalling
+    except (BootError, pexpect.TIMEOUT, pexpect.EOF):
+        return None
+    host.wait_exit(30.0)
+    timings["total"] = round(time.monotonic() - started, 2)
     return timings if POWERED_OFF in transcript.text else None
 
 
@@ -192,7 +198,7 @@ def summarize(rounds: list[Round], job_ids: list[str], once: dict[str, tuple[flo
                                for s in names} for kind, names in step_names.items()},
             "verdicts": [r.verdicts.get(j) for r in rounds],
         }
-    two_floors = sum(floors.values()) if all(floors.values()) else None
+    two_floors = round(sum(floors.values()), 2) if all(floors.values()) else None
     ab = _median([r.ab_wall for r in good])
     measured = {
         "ab_vs_two_bare": _ratio(ab, two_floors),
@@ -203,8 +209,9 @@ def summarize(rounds: list[Round], job_ids: list[str], once: dict[str, tuple[flo
     if any(r.firmware for r in rounds):
         measured["ovmf_vs_seabios"] = _ratio(ovmf, seabios)
     for name in ("suite", "library"):
-        if name in once:
-            measured[f"{name}_minutes"] = round(once[name][0] / 60, 2)
+        if name in once:   # a command that failed is no figure: it may have stopped early
+            seconds, rc = once[name]
+            measured[f"{name}_minutes"] = round(seconds / 60, 2) if rc == 0 else None
     goals = []
     for name, value in measured.items():
         limit, unit, what = GOALS[name.split()[0]]

@@ -28,8 +28,6 @@ from .host import Host, open_host
 
 log = logging.getLogger(__name__)
 
-POWEROFF_TIMEOUT = 10.0  # a PV dom0 takes longer than this to reach S5; QMP quit is as good
-
 
 @dataclass
 class KernelBoot:
@@ -100,7 +98,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
          after: Callable[[Host, KernelBoot], None] | None = None,
          keep: KeptHosts | None = None, backend: str = "qemu") -> KernelBoot:
     """Boot, collect (SSH when dom0 offers it, else or also the serial console), read QEMU's
-    final PCI state, then power off, or call `after` (a shell), or leave the host running
+    final PCI state, then stop the host, or call `after` (a shell), or leave the host running
     in `keep` (closed by the caller) once everything is collected."""
     result = KernelBoot(role, kernel, run_dir, bplan)
     transcript = console.Transcript()
@@ -162,10 +160,10 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         elif after is not None:
             after(host, result)
         else:
-            host.console.sendline("poweroff")
-            if not host.wait_exit(POWEROFF_TIMEOUT):
-                log.info("%s: guest did not power off within %.0f s; stopping QEMU", role, POWEROFF_TIMEOUT)
-            rig_steps.lap("poweroff")
+            # Nothing is left to read: the host is stopped (QMP quit), which takes milliseconds
+            # where dom0's own power-off took 0.2 s, or 10 s and more for a PV dom0.
+            stack.close()
+            rig_steps.lap("stop")
     except BootError as exc:
         result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
     except CollectError as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bundle, compare, initramfs, kernel_build, matrix, platform, report, runner
+from . import bundle, compare, cores, initramfs, kernel_build, matrix, platform, report, runner
 from . import plan as plan_mod
 from .artefacts import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from .checks import verdict as verdict_mod
@@ -57,11 +57,11 @@ class Options:
 
 
 def default_workers(jobs: list[matrix.Job] | None = None) -> int:
-    """Boots at once: the cores divided by the vCPUs of the biggest host. Under TCG each
-    vCPU is a thread that keeps a core busy, so more boots than that only slow every boot
-    (measured with 2-vCPU hosts on 2 cores: 28-30 s each side by side vs 15 s alone)."""
+    """Boots this rig starts at once: the cores divided by the vCPUs of the biggest host.
+    Each boot also holds its vCPUs' worth of machine-wide core slots (rig/cores.py), so
+    other rigs on the machine (pytest-xdist workers, parallel jobs) share the same cores."""
     cpus = max((j.scenario.host.cpus for j in jobs), default=2) if jobs else 2
-    return max(1, (os.cpu_count() or 2) // cpus)
+    return max(1, cores.total() // cpus)
 
 
 def known_kernels(options: Options, cache: Cache | None = None) -> set[str]:
@@ -252,10 +252,11 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         run_dir = out_dir / job.rel_dir
         failed: list[dict] = []
         for attempt in range(options.retries + 1):
-            say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
-            b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
-                            collect_via=options.collect_via, after=options.after, keep=options.keep,
-                            backend=options.backend or job.scenario.host.backend)
+            with cores.held(bplan.cpus, lambda msg: say(None, msg), cancelled=lambda: live.cancelled):
+                say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
+                b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
+                                collect_via=options.collect_via, after=options.after, keep=options.keep,
+                                backend=options.backend or job.scenario.host.backend)
             say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
             if b.error is None or attempt == options.retries or live.cancelled:
                 break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -63,8 +64,40 @@ def processes_mentioning(text: str) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
+def shared_run(tmp_path_factory, key: str, *args: str) -> RigRun:
+    """`rig ARGS --out DIR` once per test session, also under pytest-xdist: the first worker
+    to ask runs it, the others wait on a lock and read the same run."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent   # shared by the workers of this session
+    record = root / f"shared-{key}.json"
+    with open(root / f"shared-{key}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.exists():
+            d = json.loads(record.read_text())
+            return RigRun(d["returncode"], d["stdout"], d["stderr"], Path(d["out"]))
+        out = root / f"shared-{key}" / "run"
+        proc = rig(*args, "--out", str(out))
+        record.write_text(json.dumps({"returncode": proc.returncode, "stdout": proc.stdout,
+                                      "stderr": proc.stderr, "out": str(out)}))
+        return RigRun(proc.returncode, proc.stdout, proc.stderr, out)
+
+
 @pytest.fixture(scope="session")
 def default_ab(tmp_path_factory) -> RigRun:
     """One A/B run of the default scenario, shared by every test that reads it."""
     # --collect both: judged on what came over SSH, with the console's copy kept to compare.
-    return run_scenario("bar-clash-64bit", tmp_path_factory.mktemp("ab") / "run", *RETRY, "--collect", "both")
+    return shared_run(tmp_path_factory, "default-ab", "run", str(SCENARIOS / "bar-clash-64bit.toml"), *RETRY,
+                      "--collect", "both")
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> RigRun:
+    """A slice of the scenario library through `rig matrix` (a bridge window, the 32-bit
+    hole), shared by the library tests and the libvirt parity test."""
+    return shared_run(tmp_path_factory, "library", "matrix", str(SCENARIOS / "bridge-pref64-clash.toml"),
+                      str(SCENARIOS / "hole32-6G.toml"), *RETRY)
+
+
+def matrix_result(run: RigRun, scenario: str, variant: str, role: str) -> dict:
+    return json.loads((run.out / scenario / variant / role / "result.json").read_text())

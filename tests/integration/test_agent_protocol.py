@@ -4,10 +4,12 @@ cache must hold dom0's tools (`rig fetch`), so it sits with the boot tests."""
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from rig import collect
+from rig.parse import e820, pci
 from rig.artefacts import Cache
 from tests.integration.conftest import ROOT
 
@@ -15,17 +17,24 @@ pytestmark = pytest.mark.boot
 
 
 def _agent_functions(run: str) -> str:
+    """The agent's step mark and its section functions, /run/rig moved to `run`."""
     text = (ROOT / "guests" / "agent" / "init").read_text()
-    start, end = text.index("ascii_dmesg() {"), text.index("network() {")
-    return text[start:end].replace("/run/rig", run)
+    step = text[text.index("step() {"):text.index("\n", text.index("step() {")) + 1]
+    start, end = text.index("memmap() {"), text.index("nic_up() {")
+    return step + text[start:end].replace("/run/rig", run)
 
 
-def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_path):
+def _busybox_bin(tmp_path):
     busybox = Cache().guest_tools(fetch=False).root / "bin" / "busybox"
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for applet in ("sh", "cat", "wc", "sha256sum", "tr"):
+    for applet in ("sh", "cat", "wc", "sha256sum", "tr", "awk"):
         (bindir / applet).symlink_to(busybox)
+    return busybox, bindir
+
+
+def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_path):
+    busybox, bindir = _busybox_bin(tmp_path)
     (tmp_path / "run").mkdir()
     (tmp_path / "agent.sh").write_text(_agent_functions(str(tmp_path / "run")))
     # A dmesg with raw bytes (as Xen's XSDT copy puts there) and sections of every shape.
@@ -45,3 +54,21 @@ def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_p
     assert found["dmesg"] == "[ 0.1] ACPI: XSDT ?? (v01)\n[ 0.2] tab\there\n"
     assert set(found) == set(collect.REQUIRED)
     assert re.search(rb"@@RIG-END dmesg 2 [0-9a-f]{64}\n", out)
+
+
+def test_sysfs_sections_from_this_machine_parse_strictly(tmp_path):
+    """memmap and pci_resources read sysfs with dom0's busybox awk (one process each, not a
+    byte-per-call shell loop): on this machine's real sysfs their output is what the strict
+    parsers accept, one entry per memmap directory and one line per non-empty resource."""
+    busybox, bindir = _busybox_bin(tmp_path)
+    (tmp_path / "agent.sh").write_text(_agent_functions(str(tmp_path)))
+    out = subprocess.run([str(busybox), "sh", "-c", ". ./agent.sh\nmemmap; echo @@; pci_resources"], cwd=tmp_path,
+                         env={"PATH": str(bindir)}, capture_output=True, check=True, text=True).stdout
+    memmap, resources = out.split("@@\n")
+    entries = e820.from_memmap(memmap)
+    assert len(entries) == len(list(Path("/sys/firmware/memmap").iterdir()))
+    non_empty = sum(1 for f in Path("/sys/bus/pci/devices").glob("*/resource")
+                    for line in f.read_text().splitlines() if line.split()[2] != "0x0000000000000000")
+    if non_empty == 0:
+        pytest.skip("this machine has no PCI resources to read")
+    assert len(pci.from_sysfs(resources)) == non_empty

@@ -5,51 +5,39 @@ import json
 
 import pytest
 
-from tests.integration.conftest import RETRY, SCENARIOS, rig
+from tests.integration.conftest import matrix_result
 
 pytestmark = pytest.mark.boot
 
 GiB = 1 << 30
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    out = tmp_path_factory.mktemp("library") / "run"
-    proc = rig("matrix", str(SCENARIOS / "bridge-pref64-clash.toml"), str(SCENARIOS / "hole32-6G.toml"),
-               "--workers", "1", "--out", str(out), *RETRY)
-    return proc, out
-
-
-def result(out, scenario, variant, role):
-    return json.loads((out / scenario / variant / role / "result.json").read_text())
+result = matrix_result
 
 
 def test_every_expectation_held(library):
-    proc, out = library
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    assert library.returncode == 0, library.stdout + library.stderr
+    summary = json.loads((library.out / "summary.json").read_text())
     assert len(summary) == 4 and {s["verdict"] for s in summary} == {"pass"}
 
 
 def test_bridge_window_moves_and_takes_its_child_along(library):
-    _, out = library
-    r = result(out, "bridge-pref64-clash", "seabios-512M", "unpatched")
+    r = result(library, "bridge-pref64-clash", "seabios-512M", "unpatched")
     by_resource = {m["resource"]: m for m in r["relocations"]}
     window, bar = by_resource["bridge window"], by_resource["BAR 2"]
     assert window["firmware"][0] == 4 * GiB and "Xen scratch" in window["cause"]
     assert bar["cause"] == f"parent window moved ({window['device']} bridge window)"
     assert window["final"][0] <= bar["final"][0] and bar["final"][1] <= window["final"][1]
-    assert result(out, "bridge-pref64-clash", "seabios-512M", "patched")["relocations"] == []
+    assert result(library, "bridge-pref64-clash", "seabios-512M", "patched")["relocations"] == []
 
 
 def test_32bit_hole_pressure_with_ram_above_4g(library):
-    _, out = library
-    r = result(out, "hole32-6G", "seabios-1G", "unpatched")
+    r = result(library, "hole32-6G", "seabios-1G", "unpatched")
     (scratch,) = r["xen_scratch"]
     assert scratch[1] < 4 * GiB                     # RAM above 4 GiB pushed scratch into the 32-bit hole
     (moved,) = r["relocations"]
     assert moved["firmware"][1] < 4 * GiB and moved["firmware"][0] <= scratch[1]
     assert moved["final"][1] < scratch[0] or moved["final"][0] > scratch[1]
-    p = result(out, "hole32-6G", "seabios-1G", "patched")
+    p = result(library, "hole32-6G", "seabios-1G", "patched")
     assert p["relocations"] == [] and p["converted_to_ram"] == p["expected_conversion"]
     assert any(u[0] >= 4 * GiB for u in p["converted_to_ram"])   # above-4G UNUSABLE converted too

@@ -27,7 +27,7 @@ def test_no_iommu_is_an_error_at_stage_xen(tmp_path):
 
 
 def test_hang_is_an_error_naming_the_stage(tmp_path):
-    run = run_scenario("controls/hang-no-agent", tmp_path / "run", "--timeout-scale", "0.15")
+    run = run_scenario("controls/hang-no-agent", tmp_path / "run", "--timeout-scale", "0.1")
     assert run.returncode == 3, run.stderr
     r = run.result("unpatched")
     assert (r["verdict"], r["failure"], r["stage_reached"]) == ("error", "hang", "dom0")

@@ -5,9 +5,17 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from rig.artefacts import cache_dir
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.boot
+
+
+@pytest.fixture(autouse=True)
+def this_cache(monkeypatch):
+    """pytester points HOME at a temporary directory, where the rig would find an empty cache
+    and download Xen and both kernels again (most of a minute per test): keep this one."""
+    monkeypatch.setenv("RIG_CACHE", str(cache_dir()))
 
 
 def test_default_ab_and_a_failed_boot_through_pytest(pytester, tmp_path):

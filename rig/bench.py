@@ -18,6 +18,7 @@ import json
 import os
 import platform as host_platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,14 +29,14 @@ from typing import Callable
 
 import pexpect
 
-from . import console, cores, initramfs, matrix, plan as plan_mod, platform, session
+from . import console, cores, initramfs, matrix, plan as plan_mod, platform, runner, session
 from .artefacts import Cache
 from .errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK
 from .host import open_host
 from .scenario import Scenario
 
 POWEROFF_INIT = initramfs.GUESTS / "poweroff" / "init"
-POWERED_OFF = "reboot: Power down"   # Linux's last line before Xen turns the machine off
+POWERED_OFF = r"reboot: Power down"   # Linux's last line before Xen turns the machine off
 
 # name -> (limit, unit, what it measures)
 GOALS = {
@@ -66,17 +67,23 @@ class Round:
 INIT_STARTED = r"Run /init as init process"  # the floor's end of stage dom0 (the agent's first line)
 
 
-def floor_boot(plan: plan_mod.BootPlan, run_dir: Path, timeout: float) -> dict[str, float] | None:
-    """Seconds from launch until QEMU exits after dom0 powered off ("total"), with the stage
-    times the rig reports (firmware, xen, dom0: until /init); None if it did not power off
-    within `timeout` (the serial log in run_dir says where it was)."""
+def floor_boot(plan: plan_mod.BootPlan, run_dir: Path, timeout: float, live: runner.LiveHosts,
+               progress: Progress = lambda msg: None) -> dict[str, float] | None:
+    """Seconds from launch until dom0 powered off ("total"; the host is then stopped over
+    QMP, as the rig stops its hosts once everything is read), with the stage times the rig
+    reports (firmware, xen, dom0: until /init); None if it did not power off within
+    `timeout` (the serial log in run_dir says where it was)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     transcript = console.Transcript()
     timings: dict[str, float] = {}
-    with cores.held(plan.cpus):
+    with cores.held(plan.cpus, progress, cancelled=lambda: live.cancelled):
         started = time.monotonic()   # as the rig's total: from before the launch
         with open_host("qemu", plan, run_dir) as host:
-            return _watch_floor(host, transcript, timings, started, timeout)
+            live.add(host)
+            try:
+                return _watch_floor(host, transcript, timings, started, timeout)
+            finally:
+                live.discard(host)
 
 
 def _watch_floor(host, transcript: console.Transcript, timings: dict[str, float], started: float,
@@ -86,12 +93,11 @@ def _watch_floor(host, transcript: console.Transcript, timings: dict[str, float]
         console.watch(host.console, transcript, until="dom0", timings=timings, since=started)
         host.console.expect(INIT_STARTED, timeout=timeout)
         timings["dom0"] = round(time.monotonic() - started - sum(timings.values()), 2)
-        host.console.expect(pexpect.EOF, timeout=timeout)  # reading keeps the UART from stalling
+        host.console.expect(POWERED_OFF, timeout=timeout)
     except (BootError, pexpect.TIMEOUT, pexpect.EOF):
         return None
-    host.wait_exit(30.0)
     timings["total"] = round(time.monotonic() - started, 2)
-    return timings if POWERED_OFF in transcript.text else None
+    return timings
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -139,36 +145,12 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
 
     ab = ab_command or [*rig_command(), "run", str(scenario_path)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: list[Round] = []
-    for i in range(1, rounds + 1):
-        r = Round()
-        for job in jobs:
-            progress(f"round {i}/{rounds}: floor of {job.id}")
-            r.floors[job.id] = floor_boot(floor_plan(job), out_dir / f"round-{i:02d}" / "floor" / job.id, floor_timeout)
-        progress(f"round {i}/{rounds}: the floors side by side")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            together = {job.id: pool.submit(floor_boot, floor_plan(job), out_dir / f"round-{i:02d}" / "floor-together" /
-                                            job.id, floor_timeout) for job in jobs}
-            r.floors_together = {j: f.result() for j, f in together.items()}
-        for job in pair:
-            progress(f"round {i}/{rounds}: floor of {job.id} under {job.firmware}")
-            r.firmware[job.firmware] = floor_boot(floor_plan(job), out_dir / f"round-{i:02d}" / "floor-firmware" /
-                                                  job.firmware, floor_timeout)
-        ab_out = out_dir / f"round-{i:02d}" / "ab"
-        progress(f"round {i}/{rounds}: {shlex.join(ab)}")
-        r.ab_wall, r.ab_exit = _timed([*ab, "--out", str(ab_out.resolve())], ab_out.with_suffix(".log"))
-        for job in jobs:
-            try:
-                result = json.loads((ab_out / job.rel_dir / "result.json").read_text())
-            except (OSError, ValueError):
-                r.verdicts[job.id] = "missing"
-                continue
-            r.verdicts[job.id] = result["verdict"]
-            r.totals[job.id] = result["timings"].get("total")
-            r.stages[job.id] = result["timings"]
-            r.steps[job.id] = result.get("steps") or {}
-        done.append(r)
-        (out_dir / "rounds.json").write_text(json.dumps([dataclasses.asdict(x) for x in done], indent=1) + "\n")
+    live = runner.LiveHosts()
+    try:
+        done = _rounds(rounds, jobs, pair, floor_plan, ab, out_dir, floor_timeout, live, progress)
+    except KeyboardInterrupt:
+        live.cancel()   # every floor's QEMU now; threads waiting for a core give up
+        raise
     once = {}
     if suite_command:
         progress(f"suite: {shlex.join(suite_command)}")
@@ -183,6 +165,52 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
     summary["ab_command"] = shlex.join(ab)
     (out_dir / "bench.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def _rounds(rounds: int, jobs: list[matrix.Job], pair: list[matrix.Job], floor_plan, ab: list[str], out_dir: Path,
+            floor_timeout: float, live: runner.LiveHosts, progress: Progress) -> list[Round]:
+    done: list[Round] = []
+    for i in range(1, rounds + 1):
+        r = Round()
+        for job in jobs:
+            progress(f"round {i}/{rounds}: floor of {job.id}")
+            r.floors[job.id] = floor_boot(floor_plan(job), out_dir / f"round-{i:02d}" / "floor" / job.id, floor_timeout,
+                                          live, progress)
+        progress(f"round {i}/{rounds}: the floors side by side")
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs))
+        try:
+            together = {job.id: pool.submit(floor_boot, floor_plan(job), out_dir / f"round-{i:02d}" / "floor-together" /
+                                            job.id, floor_timeout, live, progress) for job in jobs}
+            r.floors_together = {j: f.result() for j, f in together.items()}
+        except KeyboardInterrupt:
+            live.cancel()   # before waiting for the threads: their QEMUs go now
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for job in pair:
+            progress(f"round {i}/{rounds}: floor of {job.id} under {job.firmware}")
+            r.firmware[job.firmware] = floor_boot(floor_plan(job), out_dir / f"round-{i:02d}" / "floor-firmware" /
+                                                  job.firmware, floor_timeout, live, progress)
+        ab_out = out_dir / f"round-{i:02d}" / "ab"
+        shutil.rmtree(ab_out, ignore_errors=True)   # an earlier bench's results are not this round's
+        progress(f"round {i}/{rounds}: {shlex.join(ab)}")
+        r.ab_wall, r.ab_exit = _timed([*ab, "--out", str(ab_out.resolve())], ab_out.with_suffix(".log"))
+        for job in jobs:
+            if r.ab_exit not in (0, 1):   # 2: refused, 3: erred, 130: interrupted: no timing
+                r.verdicts[job.id] = f"exit {r.ab_exit}"
+                continue
+            try:
+                result = json.loads((ab_out / job.rel_dir / "result.json").read_text())
+            except (OSError, ValueError):
+                r.verdicts[job.id] = "missing"
+                continue
+            r.verdicts[job.id] = result["verdict"]
+            r.totals[job.id] = result["timings"].get("total")
+            r.stages[job.id] = result["timings"]
+            r.steps[job.id] = result.get("steps") or {}
+        done.append(r)
+        (out_dir / "rounds.json").write_text(json.dumps([dataclasses.asdict(x) for x in done], indent=1) + "\n")
+    return done
 
 
 def summarize(rounds: list[Round], job_ids: list[str], once: dict[str, tuple[float, int]] | None = None) -> dict:
@@ -237,9 +265,10 @@ def summarize(rounds: list[Round], job_ids: list[str], once: dict[str, tuple[flo
 
 
 def exit_code(summary: dict) -> int:
-    """3 if a figure could not be measured (a floor did not power off, the A/B erred every
-    round), 1 if a goal was missed, 0 if every goal was met."""
-    if summary["rounds_judged"] == 0 or any(g["value"] is None for g in summary["goals"]):
+    """3 if a figure could not be measured (a floor did not power off, the A/B erred in any
+    round: the figures would rest on the rounds that went well), 1 if a goal was missed, 0
+    if every goal was met."""
+    if summary["rounds_judged"] < summary["rounds"] or any(g["value"] is None for g in summary["goals"]):
         return EXIT_ERROR
     return EXIT_OK if all(g["met"] for g in summary["goals"]) else EXIT_EXPECTATION_FAILED
 

@@ -442,8 +442,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path)
     _run_options(run)
     run.add_argument("--workers", type=int, default=0,
-                     help="boots at once (default: the cores / the host's vCPUs, here "
-                          f"{session.default_workers()} for 2 vCPUs)")
+                     help="boots at once (default: the cores / the host's vCPUs; every boot also "
+                          "holds its vCPUs' worth of the machine's core slots)")
     run.add_argument("--keep", action="store_true",
                      help="leave each host running after collection until Ctrl-C (reach it with `rig ssh`)")
     run.set_defaults(func=cmd_run)
@@ -484,8 +484,8 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--shard", metavar="I/N", help="run only shard I of N (whole hosts, deterministic)")
     _run_options(mat)
     mat.add_argument("--workers", type=int, default=0,
-                     help="boots at once (default: the cores / the biggest host's vCPUs, here "
-                          f"{session.default_workers()} for 2 vCPUs)")
+                     help="boots at once (default: the cores / the biggest host's vCPUs; every boot "
+                          "also holds its vCPUs' worth of the machine's core slots)")
     mat.set_defaults(func=cmd_matrix)
 
     bench_ = sub.add_parser("bench", help="time the rig against bare QEMU with the same argv (floors, the A/B, "

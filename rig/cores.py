@@ -20,14 +20,17 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import Interrupted
+from .errors import InputError, Interrupted, RigError
 
 
 def total() -> int:
     """Slots on this machine: $RIG_CORES, else the cores this process may run on."""
     value = os.environ.get("RIG_CORES")
     if value:
-        return max(1, int(value))
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise InputError(f"RIG_CORES={value!r}: not a number of cores") from None
     return len(os.sched_getaffinity(0)) or 1
 
 
@@ -38,16 +41,24 @@ def slots_dir() -> Path:
 
 def _try_take(directory: Path, want: int, slots: int) -> list:
     taken = []
-    for i in range(slots):
-        if len(taken) == want:
-            break
-        f = open(directory / f"core-{i}", "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    try:
+        for i in range(slots):
+            if len(taken) == want:
+                break
+            f = open(directory / f"core-{i}", "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            except BaseException:
+                f.close()
+                raise
+            taken.append(f)
+    except OSError as exc:   # out of file descriptors, a directory another user made
+        for f in taken:
             f.close()
-            continue
-        taken.append(f)
+        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from None
     if len(taken) < want:
         for f in taken:
             f.close()   # closing drops the lock
@@ -64,7 +75,10 @@ def held(vcpus: int, waiting: Callable[[str], None] = lambda msg: None, poll: fl
     slots = total()
     want = max(1, min(vcpus, slots))
     directory = slots_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from None
     taken = _try_take(directory, want, slots)
     if not taken:
         waiting(f"waiting for {want} free core(s): {slots} in use by other boots on this machine")

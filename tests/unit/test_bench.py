@@ -38,6 +38,8 @@ def test_a_round_with_an_erred_job_gives_no_ab_figures():
     s = bench.summarize(rounds, [A, B])
     assert s["rounds_judged"] == 1 and s["ab_wall_s"] == 30
     assert s["jobs"][A]["total_s"] == 28
+    # ... and the figures rest on the round that went well, so they are not a result either.
+    assert bench.exit_code(s) == 3
 
 
 def test_every_round_erred_is_exit_3_not_a_met_goal():

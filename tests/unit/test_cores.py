@@ -96,3 +96,19 @@ def test_waiting_stops_when_the_run_is_cancelled(two_cores):
         with pytest.raises(Interrupted, match="waiting for a free core"):
             with cores.held(1, poll=0.01, cancelled=flag.is_set):
                 pass
+
+
+def test_a_core_count_that_is_not_a_number_is_bad_input(monkeypatch):
+    from rig.errors import InputError
+    monkeypatch.setenv("RIG_CORES", "two")
+    with pytest.raises(InputError, match=r"RIG_CORES='two': not a number of cores"):
+        cores.total()
+
+
+def test_a_slot_directory_that_cannot_be_made_is_one_error(tmp_path, monkeypatch):
+    from rig.errors import RigError
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RIG_CORES_DIR", str(tmp_path / "file" / "cores"))
+    with pytest.raises(RigError, match="core slots in .*: Not a directory"):
+        with cores.held(1):
+            pass

@@ -28,7 +28,7 @@ from .errors import ArtefactError, CorruptArtefactError
 
 GUESTS = Path(__file__).resolve().parent.parent / "guests"
 AGENT = GUESTS / "agent" / "init"
-FORMAT_VERSION = "3"  # bump when the layout below changes (3: stored uncompressed)
+FORMAT_VERSION = "4"  # bump when the layout below changes (3: stored uncompressed, 4: applet links)
 _DIRS = ("bin", "dev", "proc", "sys", "tmp", "sbin", "usr", "usr/bin", "usr/sbin", "etc/rig", "root")
 # Taken from the tools' packages, with the libraries they need. busybox is the shell
 # and every small command; the rest serve the SSH channel.
@@ -58,6 +58,25 @@ def find_busybox() -> Path:
         if not is_static_elf(f.read(65536)):
             raise ArtefactError(f"{path} is dynamically linked: install Debian's busybox-static")
     return Path(path)
+
+
+def applet_links(busybox: Path) -> dict[str, str]:
+    """busybox's applets as links to it ("usr/bin/awk" -> "../../bin/busybox"), made here so
+    dom0 does not pay for `busybox --install -s` (hundreds of system calls under TCG) at every
+    boot. Empty when this machine cannot run that busybox (another architecture): the agent
+    then installs them itself."""
+    try:
+        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, timeout=30)
+    except OSError:
+        return {}
+    if out.returncode != 0:
+        return {}
+    links = {}
+    for rel in out.stdout.decode(errors="replace").split():
+        rel = rel.strip("/")
+        if rel and rel != "bin/busybox" and ".." not in rel.split("/"):
+            links[rel] = os.path.relpath("bin/busybox", os.path.dirname(rel) or ".")
+    return links
 
 
 def elf_needs(path: Path) -> tuple[str | None, list[str]]:
@@ -193,11 +212,15 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
         plain = _MODULE_SUFFIX.sub(".ko", rel)
         contents[f"lib/modules/{modules.release}/{plain}"] = _module_bytes(modules.dir / rel)
     contents[MODULE_LIST] = "".join(_MODULE_SUFFIX.sub(".ko", r) + "\n" for r in module_paths).encode()
+    # A real tool (dropbear, lspci) wins over an applet of the same name, as with --install.
+    links = {rel: target for rel, target in applet_links(files["bin/busybox"]).items() if rel not in contents}
 
     key = hashlib.sha256(FORMAT_VERSION.encode())
     for rel in sorted(contents):
         data = contents[rel]
         key.update(rel.encode() + b"\0" + hashlib.sha256(data if isinstance(data, bytes) else data.read_bytes()).digest())
+    for rel in sorted(links):
+        key.update(b"link " + rel.encode() + b"\0" + links[rel].encode())
     digest = key.hexdigest()[:24]
     out = cache.root / "initramfs" / f"{agent.parent.name}-{digest}.cpio"
     record = out.with_suffix(".sha256")
@@ -230,6 +253,9 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
                 written[data] = rel
             os.chmod(dest, 0o755 if rel == "init" or not isinstance(data, bytes) and os.access(data, os.X_OK)
                      else 0o644)
+        for rel, target in sorted(links.items()):
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).symlink_to(target)
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
         for p in [stage, *(stage / n for n in names)]:
             os.utime(p, (0, 0), follow_symlinks=False)

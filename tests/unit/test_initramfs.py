@@ -79,3 +79,32 @@ def test_modules_are_stored_uncompressed_in_load_order(tmp_path):
                           input=cpio, capture_output=True, check=True).stdout
     assert body == b"module kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz"
     assert "modules=6.12.0-test:pps_core,ptp,e1000e" in art.version
+
+
+def test_applet_links_point_at_busybox_from_where_they_sit():
+    links = initramfs.applet_links(initramfs.find_busybox())
+    # The agent's own commands, by the paths its PATH finds them at.
+    assert links["bin/sh"] == "busybox"
+    assert links["usr/bin/awk"] == "../../bin/busybox"
+    assert links["sbin/insmod"] == "../bin/busybox"
+    assert "bin/busybox" not in links
+
+
+def test_a_busybox_this_machine_cannot_run_gives_no_links(tmp_path):
+    """Another architecture's busybox: the agent installs its applets itself."""
+    foreign = tmp_path / "busybox"
+    foreign.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))  # an ELF header the kernel refuses
+    foreign.chmod(0o755)
+    assert initramfs.applet_links(foreign) == {}
+
+
+def test_the_archive_carries_applet_links_beside_busybox(tmp_path):
+    import subprocess
+    from rig.artefacts import Cache
+    art = initramfs.build(Cache(tmp_path / "cache"))
+    listing = subprocess.run(["cpio", "-itv", "--quiet"], input=art.path.read_bytes(),
+                             capture_output=True, check=True).stdout.decode().splitlines()
+    entry = {line.split()[8]: line for line in listing}
+    assert entry["usr/bin/awk"].startswith("l") and entry["usr/bin/awk"].endswith("-> ../../bin/busybox")
+    assert entry["bin/busybox"].startswith("-")
+    assert entry["init"].startswith("-")

@@ -28,6 +28,8 @@ from .host import Host, open_host
 
 log = logging.getLogger(__name__)
 
+QMP_ANSWER_LIMIT = 30.0   # seconds for QEMU's monitor to answer query-pci, before --timeout-scale
+
 
 @dataclass
 class KernelBoot:
@@ -105,6 +107,9 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     started = time.monotonic()
     entered: dict[str, float] = {}
     scale = bplan.timeout_scale * timeout_scale
+    # query-pci answers in milliseconds (QMP has a thread of its own); scaled with the stage
+    # limits, never under 5 s.
+    qmp_limit = max(5.0, QMP_ANSWER_LIMIT * scale)
 
     def on_stage(stage: str) -> None:
         entered[stage] = time.monotonic()
@@ -112,7 +117,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         progress(role, f"stage {stage} ({time.monotonic() - started:.1f} s)")
         if stage == "xen":
             # Firmware has programmed every BAR and Xen never moves them: this is the baseline.
-            result.firmware_pci = host.query_pci()
+            result.firmware_pci = host.query_pci(qmp_limit)
             _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
 
     stack = contextlib.ExitStack()
@@ -149,7 +154,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
         result.collected, result.collected_via = (via_ssh, "ssh") if via_ssh else (serial, "serial")
         collect.save(result.collected, run_dir)
-        result.final_pci = host.query_pci()
+        result.final_pci = host.query_pci(qmp_limit)
         _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
         rig_steps.lap("final-pci")
         if keep is not None:

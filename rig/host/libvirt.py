@@ -234,7 +234,8 @@ class LibvirtHost(Lifecycle):
     def _hmp(self, line: str) -> str:
         return self._monitor(line, hmp=True)
 
-    def query_pci(self) -> list[dict]:
+    def query_pci(self, timeout: float) -> list[dict]:
+        # libvirt's monitor API takes no timeout: libvirtd applies its own to every command.
         libvirt, _ = _libvirt()
         try:
             return json.loads(self._monitor('{"execute": "query-pci"}'))["return"]

@@ -201,7 +201,6 @@ class QemuHost(Lifecycle):
     """One QEMU process: `with QemuHost(plan, run_dir) as host: host.console.expect(...)`."""
 
     QMP_ACCEPT_TIMEOUT = 30.0
-    QMP_TIMEOUT = 30.0   # query-pci answers in milliseconds; QMP is served by a thread of its own
     QUIT_TIMEOUT = 5.0
 
     def __init__(self, plan: BootPlan, run_dir: Path):
@@ -278,9 +277,9 @@ class QemuHost(Lifecycle):
         return f"{status}" + (f": {tail[0]}" if tail else "")
 
     # -- running ------------------------------------------------------------------------
-    def query_pci(self) -> list[dict]:
+    def query_pci(self, timeout: float) -> list[dict]:
         assert self._qmp is not None
-        return self._qmp.cmd("query-pci", timeout=self.QMP_TIMEOUT)
+        return self._qmp.cmd("query-pci", timeout=timeout)
 
     def wait_exit(self, timeout: float) -> bool:
         """Wait for QEMU to exit by itself (guest power-off); True if it did."""

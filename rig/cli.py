@@ -20,26 +20,16 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from . import (
-    bench,
-    __version__,
-    bundle,
-    kernel_build,
-    runner,
-    compare,
-    html_report,
-    initramfs,
-    matrix,
-    platform,
-    report,
-    session,
-    soak,
-)
-from . import console as console_mod
-from . import scenario as scenario_mod
-from . import ssh as ssh_mod
-from .artefacts import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
-from .errors import EXIT_ERROR, ArtefactError, InputError, Interrupted, RigError
+from rig.run import bench, bundle, single, batch, soak
+from rig import __version__, report
+from rig.artefacts import kernel_build, initramfs
+from rig.report import compare, html
+from rig.spec import matrix, platform
+from rig.guest import console as console_mod
+from rig.spec import scenario as scenario_mod
+from rig.guest import ssh as ssh_mod
+from rig.artefacts.store import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
+from rig.errors import EXIT_ERROR, ArtefactError, InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -81,8 +71,8 @@ def _live_progress():
         yield update
 
 
-def _options(args, workers: int) -> session.Options:
-    options = session.Options(
+def _options(args, workers: int) -> batch.Options:
+    options = batch.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
         roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
@@ -103,26 +93,26 @@ def _options(args, workers: int) -> session.Options:
 
 def cmd_run(args) -> int:
     options = _options(args, args.workers)
-    scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
-    session.preflight(scenario, args.scenario, args.backend)
-    with runner.KeptHosts() as kept:
+    scenario = scenario_mod.load(args.scenario, batch.known_kernels(options))
+    batch.preflight(scenario, args.scenario, args.backend)
+    with single.KeptHosts() as kept:
         if args.keep:
             options.keep = kept
         with _live_progress() as progress:
-            out_dir, results = session.run(scenario, options, progress=progress)
+            out_dir, results = batch.run(scenario, options, progress=progress)
         _write_reports(results, out_dir, args.junit)
         if args.keep:
             _hold(kept, results)
-    return session.exit_code(results)
+    return batch.exit_code(results)
 
 
 def _write_reports(results: list[dict], out_dir: Path, junit: Path | None) -> None:
     report.summary(results, out_dir)
-    html_report.write([out_dir], out_dir)
+    html.write([out_dir], out_dir)
     report.junit(results, junit or out_dir / "junit.xml")
 
 
-def _hold(kept: runner.KeptHosts, results: list[dict]) -> None:
+def _hold(kept: single.KeptHosts, results: list[dict]) -> None:
     """--keep: the hosts stay up until Ctrl-C (or SIGTERM), or until every one has powered off."""
     if not kept.hosts:
         err.print("rig: --keep: no host reached collection; nothing kept")
@@ -150,9 +140,9 @@ def cmd_soak(args) -> int:
         if args.scenario is None:
             raise InputError("soak: a scenario is needed (or --summarize DIR)")
         options = _options(args, args.workers)
-        scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
-        session.preflight(scenario, args.scenario, args.backend)
-        out_dir = args.out or session.new_out_dir(f"soak-{scenario.name}")
+        scenario = scenario_mod.load(args.scenario, batch.known_kernels(options))
+        batch.preflight(scenario, args.scenario, args.backend)
+        out_dir = args.out or batch.new_out_dir(f"soak-{scenario.name}")
         args.out = out_dir   # where a traceback of the rig itself goes
 
         def after_round(i: int, results: list[dict]) -> None:
@@ -171,12 +161,12 @@ def cmd_soak(args) -> int:
 def cmd_bench(args) -> int:
     if args.rounds < 1:
         raise InputError(f"bench: rounds {args.rounds}: must be 1 or more")
-    scenario = scenario_mod.load(args.scenario, session.known_kernels(session.Options()))
-    session.preflight(scenario, args.scenario)
-    out_dir = args.out or session.new_out_dir(f"bench-{scenario.name}")
+    scenario = scenario_mod.load(args.scenario, batch.known_kernels(batch.Options()))
+    batch.preflight(scenario, args.scenario)
+    out_dir = args.out or batch.new_out_dir(f"bench-{scenario.name}")
     args.out = out_dir
     library = sorted(Path("scenarios").glob("*.toml")) if args.library else None
-    with session.claimed(out_dir):
+    with batch.claimed(out_dir):
         summary = bench.run(scenario, args.scenario, args.rounds, out_dir,
                             ab_command=shlex.split(args.ab_command) if args.ab_command else None,
                             firmware_pair=not args.no_firmware_pair, floor_timeout=args.floor_timeout,
@@ -189,15 +179,15 @@ def cmd_bench(args) -> int:
 
 
 def cmd_shell(args) -> int:
-    options = session.Options(out_dir=args.out, accel=args.accel, timeout_scale=args.timeout_scale,
+    options = batch.Options(out_dir=args.out, accel=args.accel, timeout_scale=args.timeout_scale,
                               fetch=not args.no_fetch, collect_via=args.collect)
-    scenario = scenario_mod.load(args.scenario, session.known_kernels(options))
-    session.preflight(scenario, args.scenario)
+    scenario = scenario_mod.load(args.scenario, batch.known_kernels(options))
+    batch.preflight(scenario, args.scenario)
     scenario = _one_job(scenario, args.kernel, args.firmware, args.dom0_mem)
     options.after = _shell_on_console
-    out_dir, results = session.run(scenario, options, progress=_progress)
+    out_dir, results = batch.run(scenario, options, progress=_progress)
     _write_reports(results, out_dir, None)
-    return session.exit_code(results)
+    return batch.exit_code(results)
 
 
 def _one_job(scenario: scenario_mod.Scenario, kernel: str | None, firmware: str | None,
@@ -285,13 +275,13 @@ def cmd_repro(args) -> int:
     cache = Cache()
     resolved = bundle.resolve(data, cache, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"))
     recorded = data.get("options", {})
-    options = session.Options(
+    options = batch.Options(
         out_dir=args.out, accel=args.accel or data["accel"], fetch=not args.no_fetch,
         timeout_scale=args.timeout_scale or recorded.get("timeout_scale", 1.0),
         collect_via=recorded.get("collect", "auto"), retries=args.retries,
         tools_pins=resolved.tools_pins or None, pinned_kernels=resolved.kernels, pinned_xen=resolved.xen)
     jobs = matrix.expand([resolved.scenario], flat=True)
-    art = session.resolve(jobs, options, cache)
+    art = batch.resolve(jobs, options, cache)
     mismatches = list(resolved.mismatches)
     want = data["artefacts"]["initramfs"]
     got = art.initramfs[data["kernel"]]
@@ -305,7 +295,7 @@ def cmd_repro(args) -> int:
                             "not replaying (--allow-mismatch boots anyway)")
     _progress("repro", f"replaying {data['scenario']['name']} {data['role']} from {file}")
     with _live_progress() as progress:
-        out_dir, results = session.run(resolved.scenario, options, progress=progress)
+        out_dir, results = batch.run(resolved.scenario, options, progress=progress)
     _write_reports(results, out_dir, None)
     new_file, new = bundle.load(out_dir)
     same_argv = new["qemu_argv_normalised"] == data.get("qemu_argv_normalised")
@@ -323,7 +313,7 @@ def cmd_repro(args) -> int:
             _progress("repro", f"differs: {d}")
     else:
         _progress("repro", "same verdict, firmware BARs and final BARs as the original run")
-    return session.exit_code(results)
+    return batch.exit_code(results)
 
 
 def cmd_matrix(args) -> int:
@@ -331,24 +321,24 @@ def cmd_matrix(args) -> int:
     shard = matrix.parse_shard(args.shard) if args.shard else None
     scenarios = []
     for path in args.scenarios:
-        scenario = scenario_mod.load(path, session.known_kernels(options))
-        session.preflight(scenario, path, args.backend)
+        scenario = scenario_mod.load(path, batch.known_kernels(options))
+        batch.preflight(scenario, path, args.backend)
         scenarios.append(scenario)
     with _live_progress() as progress:
-        out_dir, results = session.run_matrix(scenarios, options, shard, progress=progress)
+        out_dir, results = batch.run_matrix(scenarios, options, shard, progress=progress)
     if not results:
         return 0  # an empty shard is not an error: there was nothing to judge
     _write_reports(results, out_dir, args.junit)
-    return session.exit_code(results)
+    return batch.exit_code(results)
 
 
 def cmd_report(args) -> int:
     for path in args.runs:
         if not path.is_dir():
             raise InputError(f"{path}: not a run directory")
-    if not html_report.find_results(args.runs):
+    if not html.find_results(args.runs):
         raise InputError(f"no result.json below {', '.join(map(str, args.runs))}")
-    out = html_report.write(args.runs, args.out or args.runs[0])
+    out = html.write(args.runs, args.out or args.runs[0])
     print(out)
     return 0
 

@@ -10,7 +10,7 @@ pytest ERROR (in setup), never as a pass or a failed assertion. With pytest-xdis
 `--dist loadfile`: a scenario file's hosts boot on one worker only. (Each host is also an
 xdist_group, but pytest 9.2 silently breaks `--dist loadgroup`: pytest-xdist issue #1386.)
 
-The engine lives in rig.session; this module is options, collection and reporting.
+The engine lives in rig.run.batch; this module is options, collection and reporting.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from . import matrix, session
-from .checks import verdict
-from . import scenario as scenario_mod
-from .errors import RigError
-from .units import format_size
+from rig.spec import matrix
+from rig.run import batch
+from rig.checks import verdict
+from rig.spec import scenario as scenario_mod
+from rig.errors import RigError
+from rig.units import format_size
 
 RIG = pytest.StashKey["RigPlugin"]()
 
@@ -79,7 +80,7 @@ class RigPlugin:
             if not sep:
                 raise pytest.UsageError(f"--rig-kernel {pair!r}: want NAME=PATH")
             kernels[name] = Path(path)
-        self.options = session.Options(accel=config.getoption("rig_accel"), user_kernels=kernels,
+        self.options = batch.Options(accel=config.getoption("rig_accel"), user_kernels=kernels,
                                        timeout_scale=config.getoption("rig_timeout_scale"),
                                        retries=config.getoption("rig_retries"))
         self.firmwares = set(config.getoption("rig_firmware"))
@@ -103,7 +104,7 @@ class RigPlugin:
             try:
                 out = self.out_dir()
                 out.mkdir(parents=True, exist_ok=True)
-                results = session.run_jobs(jobs, out, self.options, progress=lambda *a: None, cache=None,
+                results = batch.run_jobs(jobs, out, self.options, progress=lambda *a: None, cache=None,
                                            label=lambda j: j.id)
                 self._hosts[host] = {r["kernel_role"]: r for r in results}
             except RigError as exc:  # the rig could not even try (missing artefact, bad input)
@@ -125,7 +126,7 @@ def rig_results(request: pytest.FixtureRequest):
     plugin = request.config.stash.get(RIG, None) or RigPlugin(request.config)
 
     def results(path, firmware: str | None = None) -> dict[str, dict]:
-        s = scenario_mod.load(Path(path), session.known_kernels(plugin.options))
+        s = scenario_mod.load(Path(path), batch.known_kernels(plugin.options))
         jobs = [j for j in matrix.expand([s]) if firmware in (None, j.firmware)]
         out = {}
         for host in dict.fromkeys(j.host for j in jobs):
@@ -148,7 +149,7 @@ class ScenarioFile(pytest.File):
     def collect(self):
         plugin: RigPlugin = self.config.stash[RIG]
         try:
-            scenario = scenario_mod.load(self.path, session.known_kernels(plugin.options))
+            scenario = scenario_mod.load(self.path, batch.known_kernels(plugin.options))
         except RigError as exc:
             raise self.CollectError(str(exc)) from None
         jobs = matrix.expand([scenario])

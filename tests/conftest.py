@@ -29,7 +29,7 @@ pytest_plugins = ["pytester"]
 
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker more than cores. Boots queue for machine-wide core slots
-    (rig/cores.py), so the extra worker never oversubscribes: it is ready with the next boot
+    (rig/run/cores.py), so the extra worker never oversubscribes: it is ready with the next boot
     while another worker judges, reports or starts Python."""
     import os
     return len(os.sched_getaffinity(0)) + 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..parse import Range
-from ..parse.e820 import E820Entry
+from rig.parse import Range
+from rig.parse.e820 import E820Entry
 
 PAGE = 4096
 EXTRA_MEM_RATIO = 10

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..parse import Range, overlaps
-from ..parse.dmesg import BRIDGE_IO, PciEvent
-from ..parse.pci import PciResource
+from rig.parse import Range, overlaps
+from rig.parse.dmesg import BRIDGE_IO, PciEvent
+from rig.parse.pci import PciResource
 
 
 # Why a resource moved, as a scenario names it (relocation_cause): the root cause, so a BAR

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import CollectError, ParseError
-from ..parse import Range
-from ..parse import dmesg as dmesg_parse
-from ..parse import e820 as e820_parse
-from ..parse import iomem as iomem_parse
-from ..parse import pci as pci_parse
-from ..parse import xen as xen_parse
-from ..parse import xen_balloon
-from ..scenario import Expect
-from . import balloon, relocation
+from rig.errors import CollectError, ParseError
+from rig.parse import Range
+from rig.parse import dmesg as dmesg_parse
+from rig.parse import e820 as e820_parse
+from rig.parse import iomem as iomem_parse
+from rig.parse import pci as pci_parse
+from rig.parse import xen as xen_parse
+from rig.parse import xen_balloon
+from rig.spec.scenario import Expect
+from rig.checks import balloon, relocation
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ class Lifecycle:
 
 def backends() -> dict[str, type]:
     """Backend name -> host class. A new backend is a new row here."""
-    from .libvirt import LibvirtHost
-    from .qemu import QemuHost
+    from rig.host.libvirt import LibvirtHost
+    from rig.host.qemu import QemuHost
     return {"qemu": QemuHost, "libvirt": LibvirtHost}
 
 
@@ -60,5 +60,5 @@ def open_host(backend: str, plan, run_dir):
     try:
         return backends()[backend](plan, run_dir)
     except KeyError:
-        from ..errors import InputError
+        from rig.errors import InputError
         raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKEND_NAMES)})") from None

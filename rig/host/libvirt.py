@@ -31,10 +31,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pexpect.fdpexpect
 
-from ..errors import InputError, LaunchError, MonitorError
-from ..plan import BootPlan
-from . import Lifecycle
-from .qemu import Media, forward_ssh, guest_argv
+from rig.errors import InputError, LaunchError, MonitorError
+from rig.spec.plan import BootPlan
+from rig.host import Lifecycle
+from rig.host.qemu import Media, forward_ssh, guest_argv
 
 log = logging.getLogger(__name__)
 

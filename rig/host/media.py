@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LaunchError
-from ..plan import BootPlan
+from rig.errors import LaunchError
+from rig.spec.plan import BootPlan
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from pathlib import Path
 import pexpect.fdpexpect
 from qemu.qmp import ExecuteError, QMPClient
 
-from ..errors import LaunchError, MonitorError
-from ..plan import NETDEV_ID, BootPlan
-from ..topology import PlacedDevice
-from . import Lifecycle
-from .media import Media, prepare_media
+from rig.errors import LaunchError, MonitorError
+from rig.spec.plan import NETDEV_ID, BootPlan
+from rig.spec.topology import PlacedDevice
+from rig.host import Lifecycle
+from rig.host.media import Media, prepare_media
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import RESOURCE, Range, Resource, parse_resource, strip_printk_time
+from rig.parse import RESOURCE, Range, Resource, parse_resource, strip_printk_time
 
 # Linux resource indices (include/linux/pci.h): 0-5 BARs, 6 ROM, 7-12 SR-IOV, 13-16 bridge windows.
 ROM_INDEX = 6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from rig.errors import ParseError
 
 # One vocabulary for the three sources; the balloon check only cares about ram/unusable.
 _TYPES = {

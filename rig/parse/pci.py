@@ -11,9 +11,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from rig.errors import ParseError
 
-from .dmesg import BRIDGE_IO, BRIDGE_MEM, BRIDGE_PREF, resource_name
+from rig.parse.dmesg import BRIDGE_IO, BRIDGE_MEM, BRIDGE_PREF, resource_name
 
 # include/linux/ioport.h
 IORESOURCE_IO = 0x100

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from rig.errors import ParseError
 
 FIELDS = ("target_kb", "current_kb", "low_kb", "high_kb")
 _LINE = re.compile(r"^(target_kb|current_kb|low_kb|high_kb) (\d+)$")

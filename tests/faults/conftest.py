@@ -108,7 +108,7 @@ def tmpfs(tmp_path):
 def cache_copy(tmp_path):
     """A cache of the rig's own (RIG_CACHE) whose files are hard links to the real cache's:
     a test replaces a file (new inode) to damage it without touching the original."""
-    from rig.artefacts import cache_dir
+    from rig.artefacts.store import cache_dir
     real = cache_dir()
     copy = tmp_path / "cache"
     copy.mkdir()

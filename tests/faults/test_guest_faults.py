@@ -3,7 +3,7 @@ dom0's command line), and dom0's SSH server dying mid-collection."""
 
 import pytest
 
-from rig.collect import RESEND_ATTEMPTS
+from rig.guest.collect import RESEND_ATTEMPTS
 from tests.conftest import read_console
 from tests.faults.conftest import assert_error_kept, run_faulted, scenario_with_dom0_cmdline
 from tests.integration.conftest import processes_mentioning

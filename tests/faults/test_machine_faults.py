@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from rig import matrix, scenario as scenario_mod, session
-from rig.artefacts import Cache
+from rig.spec import matrix, scenario as scenario_mod
+from rig.run import batch
+from rig.artefacts.store import Cache
 from tests.faults.conftest import DEFAULT, damage, rig, run_faulted
 from tests.integration.conftest import processes_mentioning, spawn_rig
 
@@ -18,8 +19,8 @@ pytestmark = [pytest.mark.boot, pytest.mark.faults]
 
 def _resolved(cache_root):
     jobs = matrix.expand([scenario_mod.load(DEFAULT)], flat=True)
-    return session.resolve([j for j in jobs if j.role == "unpatched"],
-                           session.Options(fetch=False), Cache(cache_root))
+    return batch.resolve([j for j in jobs if j.role == "unpatched"],
+                           batch.Options(fetch=False), Cache(cache_root))
 
 
 @pytest.mark.parametrize("what,how", [("xen", "truncate"), ("kernel", "flip"), ("initramfs", "flip"),
@@ -41,7 +42,7 @@ def test_damaged_cached_artefact_is_refused_before_booting(tmp_path, cache_copy,
 
 
 def test_out_on_a_full_filesystem_is_an_error_not_a_failed_expectation(tmp_path, tmpfs):
-    # Was: an OSError traceback from rig/ssh.py and exit 1 ("an expectation failed").
+    # Was: an OSError traceback from rig/guest/ssh.py and exit 1 ("an expectation failed").
     out = tmpfs("size=96k") / "run"
     proc = rig("run", str(DEFAULT), "--only", "unpatched", "--out", str(out))
     said = proc.stdout + proc.stderr

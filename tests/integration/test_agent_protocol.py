@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rig import collect
+from rig.guest import collect
 from rig.parse import e820, pci
-from rig.artefacts import Cache
+from rig.artefacts.store import Cache
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.boot

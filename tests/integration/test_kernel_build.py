@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rig.artefacts import Cache
+from rig.artefacts.store import Cache
 
 from .conftest import RETRY, rig, run_scenario
 

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from rig.artefacts import cache_dir
+from rig.artefacts.store import cache_dir
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.boot

@@ -14,7 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from rig.ssh import fingerprint
+from rig.guest.ssh import fingerprint
 
 from .conftest import RETRY, ROOT, SCENARIOS, processes_mentioning, rig, spawn_rig
 
@@ -169,8 +169,8 @@ def test_a_taken_port_is_skipped_when_forwarding_ssh(tmp_path, monkeypatch):
     QEMU for the next one instead of failing the launch."""
     import socket
 
-    from rig import plan, platform, scenario
-    from rig.artefacts import Cache
+    from rig.spec import plan, platform, scenario
+    from rig.artefacts.store import Cache
     from rig.host import qemu
 
     taken = socket.socket()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.artefacts import Cache
+from rig.artefacts.store import Cache
 from tests.integration.conftest import RETRY, rig
 
 pytestmark = pytest.mark.boot

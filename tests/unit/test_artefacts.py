@@ -5,16 +5,8 @@ import subprocess
 
 import pytest
 
-from rig import initramfs
-from rig.artefacts import (
-    AptSource,
-    Artefact,
-    Cache,
-    newest,
-    parse_sources,
-    rig_sources,
-    sha256_file,
-)
+from rig.artefacts import initramfs
+from rig.artefacts.store import AptSource, Artefact, Cache, newest, parse_sources, rig_sources, sha256_file
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
 
 DEB822 = """Types: deb

@@ -1,7 +1,7 @@
 """rig bench's arithmetic (pure): medians per job, each goal's ratio, and what is not a figure."""
 
-from rig import bench
-from rig.bench import Round
+from rig.run import bench
+from rig.run.bench import Round
 
 A, B = "s[seabios-512M-unpatched]", "s[seabios-512M-patched]"
 

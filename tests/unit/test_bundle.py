@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rig import bundle, cli
+from rig.run import bundle
+from rig import cli
 from rig.errors import EXIT_BAD_INPUT, InputError
 
 
@@ -61,7 +62,7 @@ def test_rig_ssh_without_ssh_details_is_bad_input(tmp_path, capsys):
 
 
 def test_shell_picks_one_job_by_role_or_kernel_name():
-    from rig import scenario
+    from rig.spec import scenario
     from tests.conftest import DATA
     s = scenario.load(DATA.parent.parent / "scenarios" / "balloon-cap-split.toml")
     one = cli._one_job(s, "debian-bpo-6.12", None, "256M")

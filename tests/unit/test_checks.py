@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from rig import collect
+from rig.guest import collect
 from rig.checks import balloon, relocation, verdict
 from rig.errors import CollectError, ParseError
 from rig.parse import dmesg, e820, pci
 from rig.parse.e820 import E820Entry
-from rig.scenario import Expect
+from rig.spec.scenario import Expect
 from tests.conftest import CAPTURES, RUNS, read_console
 
 GiB = 1 << 30

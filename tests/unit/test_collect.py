@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import collect
+from rig.guest import collect
 from rig.errors import CollectError
 
 
@@ -70,7 +70,7 @@ class _FakeAgent:
 
 
 def test_gather_asks_for_what_is_broken_or_missing():
-    from rig.console import Transcript
+    from rig.guest.console import Transcript
     t = Transcript()
     t.write("@@RIG-AGENT 3 6.1\n@@RIG-BEGIN iomem\na\n@@RIG-END iomem 2\n@@RIG-DONE\n")
     agent = _FakeAgent(t, {"iomem": "a\nb\n", "e820": "x\n"})
@@ -128,7 +128,7 @@ def test_an_empty_required_section_is_a_collection_error_not_data():
 
 
 def test_gather_resends_an_altered_section_and_takes_the_clean_copy():
-    from rig.console import Transcript
+    from rig.guest.console import Transcript
     t = Transcript()
     altered = BAR_LINE.replace("0x0000000100000000", "0x0000000500000000")
     t.write("@@RIG-AGENT 3 6.1\n" + _section("pci-resources", altered, sha=hashlib.sha256(BAR_LINE.encode()).hexdigest()))

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from rig import cli, compare
+from rig import cli
+from rig.report import compare
 from rig.errors import InputError
 
 A, B, C = "a[seabios-512M-unpatched]", "a[seabios-512M-patched]", "c[seabios-512M-unpatched]"

@@ -4,7 +4,7 @@
 import pexpect
 import pytest
 
-from rig import console
+from rig.guest import console
 from rig.errors import BootError
 from tests.conftest import CAPTURES, RUNS, read_console
 

@@ -1,4 +1,4 @@
-"""Machine-wide core slots (rig/cores.py) with real flocks in a private directory."""
+"""Machine-wide core slots (rig/run/cores.py) with real flocks in a private directory."""
 
 import signal
 import subprocess
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rig import cores
+from rig.run import cores
 from rig.errors import Interrupted
 
 

@@ -6,7 +6,8 @@ import json
 import pexpect
 import pytest
 
-from rig import cli, report, session
+from rig import cli, report
+from rig.run import batch
 from rig.checks import verdict
 
 
@@ -15,13 +16,13 @@ def _r(verdict):
 
 
 def test_exit_codes():
-    assert session.exit_code([_r("pass"), _r("pass")]) == 0
-    assert session.exit_code([_r("pass"), _r("fail")]) == 1
+    assert batch.exit_code([_r("pass"), _r("pass")]) == 0
+    assert batch.exit_code([_r("pass"), _r("fail")]) == 1
     # An error outranks a failure: a boot that did not happen must never read as a verdict.
-    assert session.exit_code([_r("fail"), _r("error")]) == 3
-    assert session.exit_code([]) == 3
-    assert session.exit_code([_r("unjudged"), _r("fail")]) == 1
-    assert session.exit_code([_r("unjudged"), _r("error")]) == 3
+    assert batch.exit_code([_r("fail"), _r("error")]) == 3
+    assert batch.exit_code([]) == 3
+    assert batch.exit_code([_r("unjudged"), _r("fail")]) == 1
+    assert batch.exit_code([_r("unjudged"), _r("error")]) == 3
 
 
 def test_a_role_with_no_expectations_is_unjudged_not_pass():
@@ -76,10 +77,10 @@ class _BrokenHost:
                                                                             "internal"),
                                           (pexpect.TIMEOUT("t"), "hang"), (pexpect.EOF("e"), "qemu-exit")])
 def test_an_unexpected_exception_in_a_boot_is_that_jobs_error_with_its_traceback(tmp_path, monkeypatch, exc, failure):
-    from rig import runner
+    from rig.run import single
     from tests.unit.test_libvirt_xml import _plan
-    monkeypatch.setattr(runner, "open_host", lambda backend, plan, run_dir: _BrokenHost(exc))
-    b = runner.boot(_plan(), "unpatched", None, tmp_path / "job")
+    monkeypatch.setattr(single, "open_host", lambda backend, plan, run_dir: _BrokenHost(exc))
+    b = single.boot(_plan(), "unpatched", None, tmp_path / "job")
     assert (b.failure, b.stage_reached) == (failure, "firmware")
     assert "at stage firmware" in b.error and "\n" not in b.error
     assert f"(traceback: {tmp_path / 'job' / 'traceback.txt'})" in b.error
@@ -87,9 +88,9 @@ def test_an_unexpected_exception_in_a_boot_is_that_jobs_error_with_its_traceback
 
 
 def test_interrupted_still_unwinds_a_boot(tmp_path, monkeypatch):
-    from rig import runner
+    from rig.run import single
     from rig.errors import Interrupted
     from tests.unit.test_libvirt_xml import _plan
-    monkeypatch.setattr(runner, "open_host", lambda backend, plan, run_dir: _BrokenHost(Interrupted("stop")))
+    monkeypatch.setattr(single, "open_host", lambda backend, plan, run_dir: _BrokenHost(Interrupted("stop")))
     with pytest.raises(Interrupted):
-        runner.boot(_plan(), "unpatched", None, tmp_path / "job")
+        single.boot(_plan(), "unpatched", None, tmp_path / "job")

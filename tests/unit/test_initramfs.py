@@ -4,7 +4,7 @@ import lzma
 
 import pytest
 
-from rig import initramfs
+from rig.artefacts import initramfs
 from rig.errors import ArtefactError
 
 LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64")
@@ -68,7 +68,7 @@ def test_modules_are_stored_uncompressed_in_load_order(tmp_path):
                 "kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko.xz"):
         (mods / rel).parent.mkdir(parents=True, exist_ok=True)
         (mods / rel).write_bytes(lzma.compress(f"module {rel}".encode()))
-    from rig.artefacts import Cache
+    from rig.artefacts.store import Cache
     art = initramfs.build(Cache(tmp_path / "cache"), None, initramfs.KernelModules(mods, DEP), ("e1000e",))
     cpio = art.path.read_bytes()
     order = subprocess.run(["cpio", "-i", "--quiet", "--to-stdout", initramfs.MODULE_LIST], input=cpio,
@@ -100,7 +100,7 @@ def test_a_busybox_this_machine_cannot_run_gives_no_links(tmp_path):
 
 def test_the_archive_carries_applet_links_beside_busybox(tmp_path):
     import subprocess
-    from rig.artefacts import Cache
+    from rig.artefacts.store import Cache
     art = initramfs.build(Cache(tmp_path / "cache"))
     listing = subprocess.run(["cpio", "-itv", "--quiet"], input=art.path.read_bytes(),
                              capture_output=True, check=True).stdout.decode().splitlines()

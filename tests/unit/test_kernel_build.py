@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from rig import kernel_build as kb
-from rig import scenario
+from rig.artefacts import kernel_build as kb
+from rig.spec import scenario
 from rig.errors import InputError, ScenarioError
 from tests.conftest import DATA
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import plan, scenario
+from rig.spec import plan, scenario
 from rig.errors import InputError
 from rig.host.libvirt import QEMU_NS, domain_xml
 from rig.host.qemu import guest_argv

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import matrix, scenario
+from rig.spec import matrix, scenario
 from rig.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +77,9 @@ def test_every_shipped_scenario_loads():
 
 
 def test_boots_at_once_follow_the_vcpus_of_the_biggest_host(tmp_path, monkeypatch):
-    from rig import session
-    from rig.scenario import load
-    monkeypatch.setattr(session.os, "cpu_count", lambda: 2)
+    from rig.run import batch
+    from rig.spec.scenario import load
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
     src = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text().replace("cpus = 1", "cpus = 2")
     one = tmp_path / "one.toml"
     one.write_text(src.replace("cpus = 2", "cpus = 1").replace("name = \"bar-clash-64bit\"", "name = \"one\""))
@@ -88,5 +88,5 @@ def test_boots_at_once_follow_the_vcpus_of_the_biggest_host(tmp_path, monkeypatc
     jobs_one = matrix.expand([load(one)])
     jobs_both = matrix.expand([load(one), load(two)])
     # A TCG vCPU keeps a core busy: 1-vCPU hosts boot two at a time on 2 cores, a 2-vCPU one alone.
-    assert (session.default_workers(jobs_one), session.default_workers(jobs_both)) == (2, 1)
-    assert session.default_workers() == 1
+    assert (batch.default_workers(jobs_one), batch.default_workers(jobs_both)) == (2, 1)
+    assert batch.default_workers() == 1

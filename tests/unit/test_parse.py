@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rig import collect
+from rig.guest import collect
 from rig.errors import ParseError
 from rig.parse import dmesg, e820, iomem, pci, xen
 from tests.conftest import RUNS, read_console

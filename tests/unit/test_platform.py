@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig import platform
+from rig.spec import platform
 from rig.errors import InputError
 
 
@@ -42,7 +42,7 @@ def test_lookup_lists_valid_names():
 
 
 def test_firmware_time_allowances_name_real_stages():
-    from rig.console import STAGE_TIMEOUTS
+    from rig.guest.console import STAGE_TIMEOUTS
     for firmware in platform.FIRMWARES.values():
         assert set(firmware.extra_seconds) <= set(STAGE_TIMEOUTS), firmware.name
     # Under OVMF the slow part is dom0's TSC calibration: between "Linux version" and the agent.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import plan, scenario
+from rig.spec import plan, scenario
 from rig.host.qemu import qemu_argv
 
 ROOT = Path(__file__).resolve().parents[2]

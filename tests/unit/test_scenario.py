@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rig import cli, scenario
+from rig import cli
+from rig.spec import scenario
 from rig.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rig import soak
+from rig.run import soak
 from rig.errors import InputError
 
 

@@ -5,7 +5,7 @@ import stat
 import paramiko
 import pytest
 
-from rig import console, ssh
+from rig.guest import console, ssh
 from tests.conftest import RUNS, read_console
 
 SERIAL = RUNS / "ssh-bar-clash-64bit" / "unpatched" / "serial.log"

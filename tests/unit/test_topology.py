@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from rig import plan, scenario, topology
+from rig.spec import plan, scenario, topology
 from rig.errors import ScenarioError
 from rig.host.qemu import qemu_argv
-from rig.scenario import PciDevice
-from rig.topology import TopologyError, resolve
+from rig.spec.scenario import PciDevice
+from rig.spec.topology import TopologyError, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 

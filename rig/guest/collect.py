@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CollectError
-from .parse import normalise_newlines
+from rig.errors import CollectError
+from rig.parse import normalise_newlines
 
 # The sections each agent protocol version sends (guests/agent/init prints its version).
 SECTIONS_BY_AGENT = {

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import InputError, Interrupted, RigError
+from rig.errors import InputError, Interrupted, RigError
 
 
 def total() -> int:

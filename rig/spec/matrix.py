@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .scenario import Scenario
-from .units import format_size
+from rig.errors import InputError
+from rig.spec.scenario import Scenario
+from rig.units import format_size
 
 
 @dataclass(frozen=True, eq=False)

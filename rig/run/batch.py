@@ -16,23 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import bundle, compare, cores, initramfs, kernel_build, matrix, platform, report, runner
-from . import plan as plan_mod
-from .artefacts import DEBIAN_KERNELS, Artefact, Cache, GuestTools
-from .checks import verdict as verdict_mod
-from .errors import (
-    EXIT_ERROR,
-    EXIT_EXPECTATION_FAILED,
-    EXIT_OK,
-    ArtefactError,
-    CollectError,
-    InputError,
-    LaunchError,
-    ScenarioError,
-)
-from .host import qemu
-from .scenario import Scenario
-from .units import format_size
+from rig.run import bundle, cores, single
+from rig.report import compare
+from rig.artefacts import initramfs, kernel_build
+from rig.spec import matrix, platform
+from rig import report
+from rig.spec import plan as plan_mod
+from rig.artefacts.store import DEBIAN_KERNELS, Artefact, Cache, GuestTools
+from rig.checks import verdict as verdict_mod
+from rig.errors import EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, ArtefactError, CollectError, InputError, LaunchError, ScenarioError
+from rig.host import qemu
+from rig.spec.scenario import Scenario
+from rig.units import format_size
 
 
 @dataclass
@@ -48,7 +43,7 @@ class Options:
     retries: int = 0                 # boot again after an error, keeping each failed attempt
     workers: int = 0                 # boots at once; 0: default_workers(jobs)
     collect_via: str = "auto"        # "auto" (SSH, else serial), "serial", "both" (SSH judged, serial compared)
-    keep: runner.KeptHosts | None = None   # leave each host running in here after collection
+    keep: single.KeptHosts | None = None   # leave each host running in here after collection
     after: Callable | None = None    # run on the live host after collection instead of powering off
     tools_pins: dict[str, str] | None = None   # exact dom0 tool package versions (a replay)
     pinned_kernels: dict[str, Artefact] = field(default_factory=dict)  # by name, already verified (a replay)
@@ -58,7 +53,7 @@ class Options:
 
 def default_workers(jobs: list[matrix.Job] | None = None) -> int:
     """Boots this rig starts at once: the cores divided by the vCPUs of the biggest host.
-    Each boot also holds its vCPUs' worth of machine-wide core slots (rig/cores.py), so
+    Each boot also holds its vCPUs' worth of machine-wide core slots (rig/run/cores.py), so
     other rigs on the machine (pytest-xdist workers, parallel jobs) share the same cores."""
     cpus = max((j.scenario.host.cpus for j in jobs), default=2) if jobs else 2
     return max(1, cores.total() // cpus)
@@ -85,7 +80,7 @@ def new_out_dir(name: str, base: Path = Path("runs")) -> Path:
 def preflight(scenario: Scenario, source: Path | str, backend: str | None = None) -> None:
     """Input errors that only the host can detect, reported before anything boots."""
     if (backend or scenario.host.backend) == "libvirt":
-        from .host import libvirt
+        from rig.host import libvirt
         if not libvirt.available():
             raise LaunchError(libvirt.MISSING_LIBRARY)
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
@@ -119,7 +114,7 @@ class Artefacts:
 
 
 def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Cache,
-                  progress: runner.Progress) -> Artefact:
+                  progress: single.Progress) -> Artefact:
     """A "built:NAME" kernel: built (or found identical in the cache) from the scenario's
     [builds.NAME], else the last `rig kernel build NAME`."""
     short = name.removeprefix(kernel_build.PREFIX)
@@ -139,7 +134,7 @@ def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Ca
 
 
 def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
-            progress: runner.Progress = lambda r, m: None) -> Artefacts:
+            progress: single.Progress = lambda r, m: None) -> Artefacts:
     """Every file the boots need, fetched if allowed, each verified against its sha256."""
     arch = platform.lookup(platform.ARCHES, jobs[0].scenario.host.arch, "architecture")
     if options.pinned_xen:
@@ -176,7 +171,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
     return Artefacts(xen, kernels, initrds, tools, xen_efi)
 
 
-def run(scenario: Scenario, options: Options, progress: runner.Progress = lambda r, m: None,
+def run(scenario: Scenario, options: Options, progress: single.Progress = lambda r, m: None,
         cache: Cache | None = None) -> tuple[Path, list[dict]]:
     """`rig run`: one scenario, every variant, results in <out>/<role>/ when there is one variant."""
     scenario = only_roles(scenario, options.roles)
@@ -222,7 +217,7 @@ def _write_plan(out_dir: Path, planned: list[matrix.Job], every: list[matrix.Job
 
 
 def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, int] | None = None,
-               progress: runner.Progress = lambda r, m: None, cache: Cache | None = None) -> tuple[Path, list[dict]]:
+               progress: single.Progress = lambda r, m: None, cache: Cache | None = None) -> tuple[Path, list[dict]]:
     every = matrix.expand([only_roles(s, options.roles) for s in scenarios])
     jobs = matrix.shard(every, *shard) if shard else every
     out_dir = options.out_dir or new_out_dir("matrix" if len(scenarios) > 1 else scenarios[0].name)
@@ -234,7 +229,7 @@ def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, in
         return out_dir, run_jobs(jobs, out_dir, options, progress, cache, label=lambda j: j.id)
 
 
-def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: runner.Progress,
+def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: single.Progress,
              cache: Cache | None, label) -> list[dict]:
     cache = cache or Cache()
     choice = platform.detect_accel(options.accel)
@@ -244,7 +239,7 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     for s in {j.scenario.name: j.scenario for j in jobs}.values():
         (out_dir / f"{s.name}.scenario.json").write_text(s.model_dump_json(indent=1) + "\n")
 
-    def boot(job: matrix.Job) -> runner.KernelBoot:
+    def boot(job: matrix.Job) -> single.KernelBoot:
         bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen.path,
                               kernel=art.kernels[job.kernel].path, initrd=art.initramfs[job.kernel].path,
                               xen_efi=art.xen_efi.path if art.xen_efi else None)
@@ -254,7 +249,7 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         for attempt in range(options.retries + 1):
             with cores.held(bplan.cpus, lambda msg: say(None, msg), cancelled=lambda: live.cancelled):
                 say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
-                b = runner.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
+                b = single.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
                                 collect_via=options.collect_via, after=options.after, keep=options.keep,
                                 backend=options.backend or job.scenario.host.backend)
             say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
@@ -269,8 +264,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         b.failed_attempts = failed
         return b
 
-    live = runner.LiveHosts()
-    boots: list[runner.KernelBoot | None] = [None] * len(jobs)
+    live = single.LiveHosts()
+    boots: list[single.KernelBoot | None] = [None] * len(jobs)
     results: list[dict | None] = [None] * len(jobs)
 
     def judge_host_when_complete(host) -> None:
@@ -312,7 +307,7 @@ def _summarise(results: list[dict], out_dir: Path) -> list[dict]:
     return results
 
 
-def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job, runner.KernelBoot]],
+def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job, single.KernelBoot]],
           art: Artefacts, accel_reason: str, options: Options) -> dict:
     analysis, checks = None, []
     if boot.error is None:
@@ -325,7 +320,7 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
             analysis, checks = None, []
             boot.failure = "internal"
             boot.error = f"internal error while judging: {type(exc).__name__}: {exc}"
-            runner.save_traceback(boot.run_dir, boot)
+            single.save_traceback(boot.run_dir, boot)
     artefacts = {"xen": art.xen.record(), "kernel": art.kernels[job.kernel].record(),
                  "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
     if job.kernel in options.user_modules:
@@ -341,7 +336,7 @@ def judge(job: matrix.Job, boot: runner.KernelBoot, boots: list[tuple[matrix.Job
     return data
 
 
-def _write_job(job: matrix.Job, boot: runner.KernelBoot, data: dict, artefacts: dict, art: Artefacts,
+def _write_job(job: matrix.Job, boot: single.KernelBoot, data: dict, artefacts: dict, art: Artefacts,
                options: Options) -> None:
     report.write(boot.run_dir, data)
     bundle.write(boot.run_dir, bundle.make(
@@ -351,8 +346,8 @@ def _write_job(job: matrix.Job, boot: runner.KernelBoot, data: dict, artefacts: 
         {"timeout_scale": options.timeout_scale, "collect": options.collect_via}))
 
 
-def _xen_map(job: matrix.Job, boot: runner.KernelBoot,
-             boots: list[tuple[matrix.Job, runner.KernelBoot]]) -> verdict_mod.XenMap:
+def _xen_map(job: matrix.Job, boot: single.KernelBoot,
+             boots: list[tuple[matrix.Job, single.KernelBoot]]) -> verdict_mod.XenMap:
     """The map Xen gave dom0, rebuilt from Xen's host e820: this boot's serial log first,
     then those of the other kernels booted on the same host."""
     serials = [(job.role, boot.serial)] + [(j.role, b.serial) for j, b in boots

@@ -25,8 +25,8 @@ from pathlib import Path
 from debian.deb822 import Deb822
 from debian.debian_support import Version
 
-from .errors import ArtefactError, CorruptArtefactError, InputError
-from .platform import Arch
+from rig.errors import ArtefactError, CorruptArtefactError, InputError
+from rig.spec.platform import Arch
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, RigError
+from rig.errors import InputError, RigError
 
 VERDICTS = ("pass", "fail", "error", "unjudged")
 PLAN_FILE = "jobs.json"   # written by every run before it boots: what it was asked to do

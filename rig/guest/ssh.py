@@ -23,7 +23,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .errors import RigError
+from rig.errors import RigError
 
 OFFER = re.compile(r"^@@RIG-SSH (\S+) ([A-Za-z0-9+/=]+) (SHA256:\S+)\s*$", re.MULTILINE)
 NO_OFFER = re.compile(r"^@@RIG-SSH-NONE ?(.*?)\s*$", re.MULTILINE)

@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .checks.verdict import Analysis, Check, balloon_rules
-from .parse import xen as xen_parse
-from .runner import KernelBoot
-from .scenario import Scenario, format_size
+from rig.checks.verdict import Analysis, Check, balloon_rules
+from rig.parse import xen as xen_parse
+from rig.run.single import KernelBoot
+from rig.spec.scenario import Scenario, format_size
 
 
 def _pair(r):

@@ -13,8 +13,8 @@ from typing import Callable
 
 import pexpect
 
-from .errors import BootError
-from .parse import normalise_newlines, xen
+from rig.errors import BootError
+from rig.parse import normalise_newlines, xen
 
 STAGES = ("firmware", "xen", "dom0", "userspace", "collected")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import platform, topology
-from .scenario import PciDevice, Scenario, format_size
+from rig.spec import platform, topology
+from rig.spec.scenario import PciDevice, Scenario, format_size
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,14 @@ from typing import Callable
 
 import pexpect
 
-from . import console, cores, initramfs, matrix, plan as plan_mod, platform, runner, session
-from .artefacts import Cache
-from .errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK
-from .host import open_host
-from .scenario import Scenario
+from rig.guest import console
+from rig.run import cores, single, batch
+from rig.artefacts import initramfs
+from rig.spec import matrix, plan as plan_mod, platform
+from rig.artefacts.store import Cache
+from rig.errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK
+from rig.host import open_host
+from rig.spec.scenario import Scenario
 
 POWEROFF_INIT = initramfs.GUESTS / "poweroff" / "init"
 POWERED_OFF = r"reboot: Power down"   # Linux's last line before Xen turns the machine off
@@ -67,7 +70,7 @@ class Round:
 INIT_STARTED = r"Run /init as init process"  # the floor's end of stage dom0 (the agent's first line)
 
 
-def floor_boot(plan: plan_mod.BootPlan, run_dir: Path, timeout: float, live: runner.LiveHosts,
+def floor_boot(plan: plan_mod.BootPlan, run_dir: Path, timeout: float, live: single.LiveHosts,
                progress: Progress = lambda msg: None) -> dict[str, float] | None:
     """Seconds from launch until dom0 powered off ("total"; the host is then stopped over
     QMP, as the rig stops its hosts once everything is read), with the stage times the rig
@@ -134,8 +137,8 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
     jobs = matrix.expand([scenario], flat=True)
     pair = [matrix.expand([scenario.variant(f, scenario.xen.dom0_mem)], flat=True)[0] for f in ("seabios", "ovmf")] \
         if firmware_pair else []
-    options = session.Options()
-    art = session.resolve(jobs + pair, options, cache, lambda _r, m: progress(m))
+    options = batch.Options()
+    art = batch.resolve(jobs + pair, options, cache, lambda _r, m: progress(m))
     floor_initrd = initramfs.build(cache, agent=POWEROFF_INIT)
     accel = platform.detect_accel("auto").accel
 
@@ -145,7 +148,7 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
 
     ab = ab_command or [*rig_command(), "run", str(scenario_path)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    live = runner.LiveHosts()
+    live = single.LiveHosts()
     try:
         done = _rounds(rounds, jobs, pair, floor_plan, ab, out_dir, floor_timeout, live, progress)
     except KeyboardInterrupt:
@@ -168,7 +171,7 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
 
 
 def _rounds(rounds: int, jobs: list[matrix.Job], pair: list[matrix.Job], floor_plan, ab: list[str], out_dir: Path,
-            floor_timeout: float, live: runner.LiveHosts, progress: Progress) -> list[Round]:
+            floor_timeout: float, live: single.LiveHosts, progress: Progress) -> list[Round]:
     done: list[Round] = []
     for i in range(1, rounds + 1):
         r = Round()

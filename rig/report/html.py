@@ -12,8 +12,8 @@ import html
 import json
 from pathlib import Path
 
-from .parse import e820 as e820_parse
-from .parse import iomem as iomem_parse
+from rig.parse import e820 as e820_parse
+from rig.parse import iomem as iomem_parse
 
 WIDTH, LANE, LABEL = 1100, 22, 150
 COLOURS = {"ram": "#8fd18f", "reserved": "#c8c8c8", "acpi": "#9ec9f0", "nvs": "#9ec9f0",

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artefacts import Artefact, Cache, sha256_file
-from .errors import ArtefactError, InputError, RigError
+from rig.artefacts.store import Artefact, Cache, sha256_file
+from rig.errors import ArtefactError, InputError, RigError
 
 FORMAT_VERSION = "2"  # 2: every build in one fixed work directory
 PREFIX = "built:"
-GUESTS = Path(__file__).resolve().parent.parent / "guests"
+GUESTS = Path(__file__).resolve().parents[2] / "guests"
 DEFAULT_FRAGMENT = GUESTS / "kernel" / "pvh-dom0.config"
 # Kernel sources from Debian's archive, by the name a user gives as --source.
 DEBIAN_SOURCES = {"debian-6.1": "linux-source-6.1"}

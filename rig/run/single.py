@@ -19,12 +19,12 @@ from typing import Callable
 
 import pexpect
 
-from . import collect, console
-from . import ssh as ssh_mod
-from . import plan as plan_mod
-from .artefacts import Artefact
-from .errors import BootError, CollectError, Interrupted, LaunchError, MonitorError
-from .host import Host, open_host
+from rig.guest import collect, console
+from rig.guest import ssh as ssh_mod
+from rig.spec import plan as plan_mod
+from rig.artefacts.store import Artefact
+from rig.errors import BootError, CollectError, Interrupted, LaunchError, MonitorError
+from rig.host import Host, open_host
 
 log = logging.getLogger(__name__)
 

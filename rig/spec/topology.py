@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import InputError
-from .units import parse_size
+from rig.errors import InputError
+from rig.units import parse_size
 
 if TYPE_CHECKING:
-    from .scenario import PciDevice
+    from rig.spec.scenario import PciDevice
 
 # Bus kinds. "pcie-main" is the machine's own root bus (pcie.0), which alone takes pxb-pcie.
 PCIE_MAIN, PCIE_ROOT, PCIE_PORT, SWITCH, PCI = "pcie-main", "pcie-root", "pcie-port", "switch", "pci"

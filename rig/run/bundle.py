@@ -14,10 +14,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .artefacts import Artefact, Cache
-from .errors import ArtefactError, InputError
-from .scenario import Scenario
+from rig import __version__
+from rig.artefacts.store import Artefact, Cache
+from rig.errors import ArtefactError, InputError
+from rig.spec.scenario import Scenario
 
 FORMAT = 1
 FILE = "bundle.json"
@@ -126,7 +126,7 @@ def _check(name: str, want: dict, got: Artefact, mismatches: list[str]) -> Artef
 def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str, Path] | None = None) -> Resolved:
     """The bundle's artefacts on this machine, by name and version; every hash compared.
     Mismatches are returned, not raised: the caller decides whether they stop the replay."""
-    from . import platform
+    from rig.spec import platform
 
     art = data["artefacts"]
     scenario = Scenario.model_validate(data["scenario"])
@@ -139,7 +139,7 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
         kernel = cache.kernel(name, fetch=fetch, version=kernel_rec["version"])
     elif kernel_rec["source"].startswith("built:") and name.removeprefix("built:") in scenario.builds:
         # Declared in the scenario: rebuild it here (reproducible, or the hash check below says so).
-        from . import kernel_build
+        from rig.artefacts import kernel_build
         b = scenario.builds[name.removeprefix("built:")]
         kernel = kernel_build.build(kernel_build.BuildRequest(
             name.removeprefix("built:"), b.source, tuple(Path(p) for p in b.patches),

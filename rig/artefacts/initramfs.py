@@ -23,10 +23,10 @@ from pathlib import Path
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from .artefacts import Artefact, Cache, GuestTools, sha256_file
-from .errors import ArtefactError, CorruptArtefactError
+from rig.artefacts.store import Artefact, Cache, GuestTools, sha256_file
+from rig.errors import ArtefactError, CorruptArtefactError
 
-GUESTS = Path(__file__).resolve().parent.parent / "guests"
+GUESTS = Path(__file__).resolve().parents[2] / "guests"
 AGENT = GUESTS / "agent" / "init"
 FORMAT_VERSION = "4"  # bump when the layout below changes (3: stored uncompressed, 4: applet links)
 _DIRS = ("bin", "dev", "proc", "sys", "tmp", "sbin", "usr", "usr/bin", "usr/sbin", "etc/rig", "root")

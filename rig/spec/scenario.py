@@ -19,9 +19,9 @@ from pydantic import (
     field_validator,
 )
 
-from . import platform, topology
-from .errors import ScenarioError
-from .units import format_size, parse_size
+from rig.spec import platform, topology
+from rig.errors import ScenarioError
+from rig.units import format_size, parse_size
 
 Size = Annotated[int, BeforeValidator(parse_size)]
 
@@ -121,7 +121,7 @@ class Expect(_Expectations):
 
 
 class KernelBuild(_Strict):
-    """A kernel the rig builds from source (rig/kernel_build.py), named "built:NAME" in [kernels].
+    """A kernel the rig builds from source (rig/artefacts/kernel_build.py), named "built:NAME" in [kernels].
     Paths are relative to the scenario file."""
 
     source: str                     # "debian-6.1", a source tree or a tarball

@@ -11,7 +11,7 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from rig.errors import InputError
 
 
 @dataclass(frozen=True)

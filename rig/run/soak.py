@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import session
-from .errors import EXIT_ERROR, EXIT_OK, InputError
-from .scenario import Scenario
+from rig.run import batch
+from rig.errors import EXIT_ERROR, EXIT_OK, InputError
+from rig.spec.scenario import Scenario
 
 ROUND_PREFIX = "round-"
 
@@ -57,20 +57,20 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 INTERRUPTED = "interrupted"   # marker file in a round that Ctrl-C or SIGTERM cut short
 
 
-def run(scenario: Scenario, rounds: int, out_dir: Path, options: session.Options,
+def run(scenario: Scenario, rounds: int, out_dir: Path, options: batch.Options,
         progress: Callable[[str, str], None] = lambda r, m: None,
         after_round: Callable[[int, list[dict]], None] = lambda i, results: None) -> dict[str, KernelTally]:
     """`rounds` runs of `scenario` into <out_dir>/round-NNN/; soak.json is written whatever
     happens (an interrupt or a crash of the rig keeps the count of the rounds that ran)."""
     if rounds < 1:
         raise InputError(f"soak: {rounds} rounds: must be at least 1")
-    with session.claimed(out_dir):
+    with batch.claimed(out_dir):
         first = _next_round(out_dir)  # a soak resumed into the same directory adds rounds
         try:
             for i in range(first, first + rounds):
                 options.out_dir = out_dir / f"{ROUND_PREFIX}{i:03d}"
                 try:
-                    _, results = session.run(scenario, options, progress=progress)
+                    _, results = batch.run(scenario, options, progress=progress)
                 except KeyboardInterrupt:
                     if options.out_dir.is_dir():
                         (options.out_dir / INTERRUPTED).touch()

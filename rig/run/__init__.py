@@ -1,0 +1,1 @@
+"""Booting: one job (single), many jobs (batch), soak rounds, the speed bench, core slots, repro bundles."""

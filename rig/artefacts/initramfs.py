@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
+import posixpath
 import re
 import shutil
 import struct
@@ -60,14 +61,14 @@ def find_busybox() -> Path:
     return Path(path)
 
 
-def applet_links(busybox: Path) -> dict[str, str]:
+def applet_links(busybox: Path, timeout: float = 30.0) -> dict[str, str]:
     """busybox's applets as links to it ("usr/bin/awk" -> "../../bin/busybox"), made here so
     dom0 does not pay for `busybox --install -s` (hundreds of system calls under TCG) at every
     boot. Empty when this machine cannot run that busybox (another architecture): the agent
     then installs them itself."""
     try:
-        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, timeout=30)
-    except OSError:
+        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
         return {}
     if out.returncode != 0:
         return {}
@@ -75,7 +76,7 @@ def applet_links(busybox: Path) -> dict[str, str]:
     for rel in out.stdout.decode(errors="replace").split():
         rel = rel.strip("/")
         if rel and rel != "bin/busybox" and ".." not in rel.split("/"):
-            links[rel] = os.path.relpath("bin/busybox", os.path.dirname(rel) or ".")
+            links[rel] = posixpath.relpath("/bin/busybox", posixpath.dirname("/" + rel))
     return links
 
 
@@ -226,7 +227,8 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
     record = out.with_suffix(".sha256")
     version = " ".join(filter(None, [f"tools={tools.digest}" if tools else "tools=host-busybox",
                                      f"modules={modules.release}:{','.join(map(module_name, module_paths)) or '-'}"
-                                     if modules else "", f"missing={','.join(missing)}" if missing else ""]))
+                                     if modules else "", f"missing={','.join(missing)}" if missing else "",
+                                     f"applets={len(links) or 'installed-by-agent'}"]))
     if out.is_file() and record.is_file():
         try:
             return Artefact("initramfs", out, record.read_text().strip(), f"built:{digest}", version).verify()
@@ -257,6 +259,9 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).symlink_to(target)
         names = sorted(str(p.relative_to(stage)) for p in stage.rglob("*"))
+        for p in [stage, *(stage / n for n in names)]:  # the same bytes under any umask
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
         for p in [stage, *(stage / n for n in names)]:
             os.utime(p, (0, 0), follow_symlinks=False)
         cpio = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "--reproducible", "-R", "0:0"],

@@ -38,6 +38,9 @@ FAILURES = {
     # Xen reports a dom0 triple fault itself, then resets the machine (QEMU exits: -no-reboot).
     "dom0-triple-fault": r"\(XEN\)[^\n]*d0v\d+ Triple fault",
     "kernel-panic": r"Kernel panic - not syncing:[^\r\n]*",
+    # The agent could not start (a kernel without script support, a broken archive). Linux
+    # would go on to the initramfs's /sbin/init, busybox's, and sit there until a stage limit.
+    "init-exec": r"Failed to execute /init \(error -?\d+\)",
 }
 _FAILURE_RES = {name: re.compile(p) for name, p in FAILURES.items()}
 _TAIL_AFTER_FAILURE = 3.0  # seconds of console kept after a failure line, for the message

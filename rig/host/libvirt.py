@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import tty
 from pathlib import Path
@@ -235,12 +236,26 @@ class LibvirtHost(Lifecycle):
         return self._monitor(line, hmp=True)
 
     def query_pci(self, timeout: float) -> list[dict]:
-        # libvirt's monitor API takes no timeout: libvirtd applies its own to every command.
+        # libvirt's monitor call waits for QEMU's answer without a deadline: it runs in a
+        # thread of its own, and a stalled monitor is an error after `timeout` (the teardown's
+        # destroy then ends the call).
         libvirt, _ = _libvirt()
-        try:
-            return json.loads(self._monitor('{"execute": "query-pci"}'))["return"]
-        except libvirt.libvirtError as exc:
-            raise MonitorError(f"QMP query-pci through libvirt: {exc}") from None
+        answer: dict = {}
+
+        def ask() -> None:
+            try:
+                answer["text"] = self._monitor('{"execute": "query-pci"}')
+            except libvirt.libvirtError as exc:
+                answer["error"] = exc
+
+        asking = threading.Thread(target=ask, name="rig-libvirt-query-pci", daemon=True)
+        asking.start()
+        asking.join(timeout)
+        if asking.is_alive():
+            raise MonitorError(f"QMP query-pci: no answer within {timeout:.0f} s")
+        if "error" in answer:
+            raise MonitorError(f"QMP query-pci through libvirt: {answer['error']}") from answer["error"]
+        return json.loads(answer["text"])["return"]
 
     def wait_exit(self, timeout: float | None) -> bool:
         """Wait for the domain to stop by itself (guest power-off); True if it did."""

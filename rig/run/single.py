@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 QMP_ANSWER_LIMIT = 30.0   # seconds for QEMU's monitor to answer query-pci, before --timeout-scale
 
 
+def qmp_limit(scale: float) -> float:
+    """Seconds a query-pci may take at this timeout scale. QEMU's main loop answers it in
+    milliseconds; the limit follows the stage limits' scale but never drops under 5 s."""
+    return max(5.0, QMP_ANSWER_LIMIT * scale)
+
+
 @dataclass
 class KernelBoot:
     """What one boot produced: raw material for parsing and judging."""
@@ -107,9 +113,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
     started = time.monotonic()
     entered: dict[str, float] = {}
     scale = bplan.timeout_scale * timeout_scale
-    # query-pci answers in milliseconds (QMP has a thread of its own); scaled with the stage
-    # limits, never under 5 s.
-    qmp_limit = max(5.0, QMP_ANSWER_LIMIT * scale)
+    monitor_limit = qmp_limit(scale)
 
     def on_stage(stage: str) -> None:
         entered[stage] = time.monotonic()
@@ -117,7 +121,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
         progress(role, f"stage {stage} ({time.monotonic() - started:.1f} s)")
         if stage == "xen":
             # Firmware has programmed every BAR and Xen never moves them: this is the baseline.
-            result.firmware_pci = host.query_pci(qmp_limit)
+            result.firmware_pci = host.query_pci(monitor_limit)
             _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
 
     stack = contextlib.ExitStack()
@@ -154,7 +158,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
         result.collected, result.collected_via = (via_ssh, "ssh") if via_ssh else (serial, "serial")
         collect.save(result.collected, run_dir)
-        result.final_pci = host.query_pci(qmp_limit)
+        result.final_pci = host.query_pci(monitor_limit)
         _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
         rig_steps.lap("final-pci")
         if keep is not None:

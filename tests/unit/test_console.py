@@ -103,3 +103,15 @@ def test_a_dom0_triple_fault_is_named_with_the_stage_it_hit():
 def test_triple_faults_of_debian_61_are_named_with_their_stage(run, stage):
     outcome = console.classify(read_console(RUNS / run / "serial.log"))
     assert (outcome.stage_reached, outcome.failure) == (stage, "dom0-triple-fault")
+
+
+def test_an_agent_the_kernel_cannot_execute_is_init_exec_at_dom0_not_a_hang():
+    # A real console cut where the agent would start, then the line init/main.c prints when
+    # run_init_process("/init") fails (-8: ENOEXEC, a kernel without script support). Linux
+    # would go on to the archive's /sbin/init (busybox's) and sit there.
+    text = read_console(RUNS / "agent-steps" / "serial.log")
+    cut = text.index("Run /init as init process") + len("Run /init as init process\n")
+    outcome = console.classify(text[:cut] + "[   11.2] Failed to execute /init (error -8)\n"
+                                            "[   11.3] Run /sbin/init as init process\n")
+    assert (outcome.stage_reached, outcome.failure) == ("dom0", "init-exec")
+    assert "Failed to execute /init (error -8)" in outcome.detail

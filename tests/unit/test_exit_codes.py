@@ -94,3 +94,8 @@ def test_interrupted_still_unwinds_a_boot(tmp_path, monkeypatch):
     monkeypatch.setattr(single, "open_host", lambda backend, plan, run_dir: _BrokenHost(Interrupted("stop")))
     with pytest.raises(Interrupted):
         single.boot(_plan(), "unpatched", None, tmp_path / "job")
+
+
+def test_the_monitor_limit_follows_the_timeout_scale_down_to_5_s():
+    from rig.run.single import qmp_limit
+    assert [qmp_limit(s) for s in (0.05, 0.1, 0.2, 0.5, 3)] == [5.0, 5.0, 6.0, 15.0, 90.0]

@@ -108,3 +108,48 @@ def test_the_archive_carries_applet_links_beside_busybox(tmp_path):
     assert entry["usr/bin/awk"].startswith("l") and entry["usr/bin/awk"].endswith("-> ../../bin/busybox")
     assert entry["bin/busybox"].startswith("-")
     assert entry["init"].startswith("-")
+
+
+def test_a_busybox_that_hangs_gives_no_links(tmp_path):
+    stuck = tmp_path / "busybox"
+    stuck.write_text("#!/bin/sh\nexec sleep 60\n")
+    stuck.chmod(0o755)
+    assert initramfs.applet_links(stuck, timeout=0.5) == {}
+
+
+def _listing(art):
+    import subprocess
+    out = subprocess.run(["cpio", "-itv", "--quiet"], input=art.path.read_bytes(), capture_output=True, check=True)
+    return {line.split()[8]: line for line in out.stdout.decode().splitlines()}
+
+
+def test_an_applet_never_replaces_a_file_the_archive_carries(tmp_path, monkeypatch):
+    from rig.artefacts.store import Cache
+    monkeypatch.setattr(initramfs, "applet_links", lambda busybox: {"init": "bin/busybox", "usr/bin/x": "../../bin/busybox"})
+    entry = _listing(initramfs.build(Cache(tmp_path / "cache")))
+    assert entry["init"].startswith("-")                 # the agent, not a link to busybox
+    assert entry["usr/bin/x"].endswith("-> ../../bin/busybox")
+
+
+def test_the_links_are_part_of_the_cache_key(tmp_path, monkeypatch):
+    """An archive built without links (agent installs them) is never reused as one with them."""
+    from rig.artefacts.store import Cache
+    cache = Cache(tmp_path / "cache")
+    with_links = initramfs.build(cache)
+    monkeypatch.setattr(initramfs, "applet_links", lambda busybox: {})
+    without = initramfs.build(cache)
+    assert with_links.path != without.path
+    assert "applets=installed-by-agent" in without.version and "applets=installed-by-agent" not in with_links.version
+
+
+def test_the_same_bytes_under_any_umask(tmp_path):
+    import os
+    from rig.artefacts.store import Cache
+    digests = []
+    for umask in (0o022, 0o077):
+        old = os.umask(umask)
+        try:
+            digests.append(initramfs.build(Cache(tmp_path / f"cache-{umask:o}")).sha256)
+        finally:
+            os.umask(old)
+    assert digests[0] == digests[1]

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -26,6 +27,7 @@ from rig.artefacts import kernel_build, initramfs
 from rig.report import compare, html
 from rig.spec import matrix, platform
 from rig.guest import console as console_mod
+from rig.guest import protocol
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
 from rig.artefacts.store import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
@@ -223,8 +225,8 @@ def _shell_on_console(host, boot) -> None:
     import termios
     import tty
 
-    host.console.sendline("shell")
-    host.console.expect("@@RIG-SHELL", timeout=60)
+    host.console.sendline(protocol.command(protocol.SHELL))
+    host.console.expect(re.escape(protocol.SHELL_STARTED), timeout=protocol.ANSWER_SECONDS)
     err.print(f"dom0 shell on the console of {boot.plan.name} (artefacts are in {boot.run_dir}). "
               "`exit` powers the host off; Ctrl-] leaves at once.", markup=False)
     stdin = sys.stdin.fileno()

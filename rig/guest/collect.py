@@ -14,22 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.errors import CollectError
+from rig.guest import protocol
 from rig.parse import normalise_newlines
 
-# The sections each agent protocol version sends (guests/agent/init prints its version).
-SECTIONS_BY_AGENT = {
-    0: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),   # no banner: the shared captures
-    1: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),
-    2: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources"),
-    3: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon"),
-}
-AGENT_VERSION = max(SECTIONS_BY_AGENT)       # the agent this rig ships
-REQUIRED = SECTIONS_BY_AGENT[AGENT_VERSION]
-CHECKSUMS_FROM_AGENT = 3
-_AGENT = re.compile(r"^@@RIG-AGENT (\d+) ", re.MULTILINE)
-_STEP = re.compile(r"^@@RIG-STEP (\S+) (\d+\.\d+)\s*$", re.MULTILINE)
-_BEGIN = re.compile(r"^@@RIG-BEGIN (\S+)\s*$")
-_END = re.compile(r"^@@RIG-END (\S+)(?: (\d+))?(?: ([0-9a-f]{64}))?\s*$")
+SECTIONS_BY_AGENT = protocol.SECTIONS_BY_AGENT
+AGENT_VERSION = protocol.AGENT_VERSION
+REQUIRED = protocol.SECTIONS
+_AGENT = re.compile(protocol.marker_re(protocol.AGENT, r"(\d+) "), re.MULTILINE)
+_STEP = re.compile(protocol.marker_re(protocol.STEP, r"(\S+) (\d+\.\d+)\s*$"), re.MULTILINE)
+_BEGIN = re.compile(protocol.marker_re(protocol.BEGIN, r"(\S+)\s*$"))
+_END = re.compile(protocol.marker_re(protocol.END, r"(\S+)(?: (\d+))?(?: ([0-9a-f]{64}))?\s*$"))
 
 
 @dataclass(frozen=True)
@@ -77,7 +71,7 @@ def parse_sections(console: str, agent: int | None = None) -> tuple[dict[str, st
     A later good copy of a section (a resend) replaces a broken earlier one.
     """
     agent = agent_version(console) if agent is None else agent
-    want_checksum = agent >= CHECKSUMS_FROM_AGENT
+    want_checksum = agent >= protocol.CHECKSUMS_FROM_AGENT
     found: dict[str, str] = {}
     problems: dict[str, str] = {}
     current: str | None = None
@@ -105,12 +99,12 @@ def parse_sections(console: str, agent: int | None = None) -> tuple[dict[str, st
         elif line.startswith("(XEN)"):
             continue
         elif _BEGIN.match(line):  # a new section began: the END of the last one was lost
-            problems[current] = "no @@RIG-END marker (console garbled)"
+            problems[current] = f"no {protocol.END} marker (console garbled)"
             current, body = _BEGIN.match(line).group(1), []
         else:
             body.append(line)
     if current is not None:
-        problems[current] = "no @@RIG-END marker (console cut off)"
+        problems[current] = f"no {protocol.END} marker (console cut off)"
     return found, problems
 
 
@@ -150,14 +144,12 @@ def gather(console, transcript, required: tuple[str, ...] = REQUIRED, timeout: f
         if not broken:
             break
         for name in broken:
-            console.sendline(f"resend {name}")
-            console.expect(r"@@RIG-DONE", timeout=timeout)
+            console.sendline(protocol.command(protocol.RESEND, name))
+            console.expect(re.escape(protocol.DONE), timeout=timeout)
     return sections(transcript.text, required, agent)
 
 
-ARTEFACT_FILES = {"dmesg": "dmesg.txt", "iomem": "iomem.txt", "e820": "e820.txt",
-                  "pci-resources": "pci-resources.txt", "cmdline": "cmdline.txt", "uname": "uname.txt",
-                  "xen-balloon": "xen-balloon.txt"}
+ARTEFACT_FILES = {name: f"{name}.txt" for name in protocol.SECTIONS}   # section -> file in the run directory
 
 
 def save(collected: Collected, run_dir: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Callable
 import pexpect
 
 from rig.errors import BootError
+from rig.guest import protocol
 from rig.parse import normalise_newlines, xen
 
 STAGES = ("firmware", "xen", "dom0", "userspace", "collected")
@@ -22,10 +23,10 @@ STAGES = ("firmware", "xen", "dom0", "userspace", "collected")
 STAGE_MARKERS = {
     "xen": r"\(XEN\)",
     "dom0": r"Linux version \S+",
-    "userspace": r"@@RIG-AGENT",
-    "collected": r"@@RIG-DONE",   # after the sections (serial), or acknowledging an SSH collection
+    "userspace": re.escape(protocol.AGENT),
+    "collected": re.escape(protocol.DONE),   # after the sections (serial), or acknowledging an SSH collection
 }
-READY_MARKER = r"@@RIG-READY"   # the agent has tried its network and snapshotted every section
+READY_MARKER = re.escape(protocol.READY)   # the agent has tried its network and snapshotted every section
 
 # Seconds allowed to go from the previous stage to this one, under TCG on 2 cores
 # with another boot beside it (a lone boot needs about a third of this).

@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rig.errors import RigError
+from rig.guest import protocol
 
-OFFER = re.compile(r"^@@RIG-SSH (\S+) ([A-Za-z0-9+/=]+) (SHA256:\S+)\s*$", re.MULTILINE)
-NO_OFFER = re.compile(r"^@@RIG-SSH-NONE ?(.*?)\s*$", re.MULTILINE)
+OFFER = re.compile(protocol.marker_re(protocol.SSH_OFFER, r"(\S+) ([A-Za-z0-9+/=]+) (SHA256:\S+)\s*$"), re.MULTILINE)
+NO_OFFER = re.compile(rf"^{re.escape(protocol.SSH_NONE)} ?(.*?)\s*$", re.MULTILINE)
 USER = "root"
 HOST = "127.0.0.1"
 
@@ -154,14 +155,10 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tupl
         raise SshError(f"ssh command {command!r} failed: {exc}") from None
 
 
-# Beyond the serial sections: what only a fast channel carries. The agent makes them in
-# /run/rig/extras/ while it waits for its host key (guests/agent/init, extras()).
-# name in dom0 -> file in the run directory
-EXTRAS = {
-    "lspci": "lspci-vvv.txt",                    # lspci -vvv -nn
-    "pci-sysfs": "pci-sysfs-resources.txt",      # every function's sysfs resource file, whole
-    "kernel-config": "kernel-config.txt",        # /proc/config.gz, when the kernel has one
-}
+# Beyond the serial sections, what only a fast channel carries (protocol.EXTRAS): extra in
+# dom0 -> file in the run directory.
+EXTRAS = {"lspci": "lspci-vvv.txt", "pci-sysfs": "pci-sysfs-resources.txt", "kernel-config": "kernel-config.txt"}
+assert EXTRAS.keys() == protocol.EXTRAS.keys()
 
 
 def _tar(client: paramiko.SSHClient, command: str) -> dict[str, str]:
@@ -183,12 +180,12 @@ def collect(client: paramiko.SSHClient, sections: tuple[str, ...],
     section is an SshError; an extra the agent did not make (kernel-config is often absent)
     is empty. `lap(step)` is called when the round trip ends (timings)."""
     # stderr dropped: it would land inside the archive (a missing extra is not an error).
-    found = _tar(client, f"cd /run/rig && tar -cf - {' '.join(sections)} extras 2>/dev/null")
+    found = _tar(client, f"cd {protocol.RUN_DIR} && tar -cf - {' '.join(sections)} {protocol.EXTRAS_DIR} 2>/dev/null")
     lap("ssh-collect")
     missing = [n for n in sections if n not in found]
     if missing:
-        raise SshError(f"dom0 has no /run/rig/{missing[0]}")
-    return {n: found[n] for n in sections}, {n: found.get(f"extras/{n}", "") for n in EXTRAS}
+        raise SshError(f"dom0 has no {protocol.RUN_DIR}/{missing[0]}")
+    return {n: found[n] for n in sections}, {n: found.get(f"{protocol.EXTRAS_DIR}/{n}", "") for n in EXTRAS}
 
 
 def interactive(client: paramiko.SSHClient, command: str | None = None) -> int:

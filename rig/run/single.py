@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Callable
 
 import pexpect
 
-from rig.guest import collect, console
+from rig.guest import collect, console, protocol
 from rig.guest import ssh as ssh_mod
 from rig.spec import plan as plan_mod
 from rig.artefacts.store import Artefact
@@ -146,7 +147,7 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
             if via_ssh is None:
                 progress(role, f"ssh: {result.ssh['error']}; collecting over the serial console")
         if via_ssh is None or collect_via == "both":
-            host.console.sendline("collect")
+            host.console.sendline(protocol.command(protocol.COLLECT))
             console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
             serial = collect.gather(host.console, transcript)
             rig_steps.lap("serial")
@@ -154,16 +155,17 @@ def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
                 collect.save(serial, run_dir / "via-serial")
                 result.ssh["matches_serial"] = serial.sections == via_ssh.sections
         else:
-            host.console.sendline("collected ssh")
+            host.console.sendline(protocol.command(protocol.COLLECTED, protocol.VIA_SSH))
             console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
-        result.collected, result.collected_via = (via_ssh, "ssh") if via_ssh else (serial, "serial")
+        result.collected, result.collected_via = (via_ssh, protocol.VIA_SSH) if via_ssh else (serial, "serial")
         collect.save(result.collected, run_dir)
         result.final_pci = host.query_pci(monitor_limit)
         _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
         rig_steps.lap("final-pci")
         if keep is not None:
-            host.console.sendline("keep")
-            console.expect_marker(host.console, transcript, "@@RIG-OK", "collected", "the agent's OK", 60 * scale)
+            host.console.sendline(protocol.command(protocol.KEEP))
+            console.expect_marker(host.console, transcript, re.escape(protocol.OK), "collected", "the agent's OK",
+                                  protocol.ANSWER_SECONDS * scale)
             keep.push(stack.pop_all())  # the caller closes the host when the user is done
             keep.hosts.append(host)
         elif after is not None:
@@ -250,14 +252,15 @@ def _collect_over_ssh(host: Host, transcript: console.Transcript, result: Kernel
         files = ssh_mod.SshFiles(run_dir / "ssh")
         key = files.new_client_key()
         # The console carries the client key in: it is the wire the rig already trusts.
-        host.console.sendline(f"authorize {key.get_base64()}")
-        console.expect_marker(host.console, transcript, r"@@RIG-OK", "userspace", "the agent's OK", 60 * scale)
+        host.console.sendline(protocol.command(protocol.AUTHORIZE, key.get_base64()))
+        console.expect_marker(host.console, transcript, re.escape(protocol.OK), "userspace", "the agent's OK",
+                              protocol.ANSWER_SECONDS * scale)
         steps.lap("authorize")
         files.pin(offer, host.ssh_port)
         client = ssh_mod.connect(host.ssh_port, key, files.known_hosts, timeout=30 * scale)
         steps.lap("ssh-connect")
         try:
-            sections, extras = ssh_mod.collect(client, collect.REQUIRED, steps.lap)
+            sections, extras = ssh_mod.collect(client, protocol.SECTIONS, steps.lap)
         finally:
             client.close()
     except ssh_mod.SshError as exc:
@@ -267,7 +270,7 @@ def _collect_over_ssh(host: Host, transcript: console.Transcript, result: Kernel
         if extras.get(name):
             (run_dir / filename).write_text(extras[name])
     result.ssh["extras"] = sorted(ssh_mod.EXTRAS[n] for n, text in extras.items() if text)
-    return collect.check_whole(sections, collect.REQUIRED)
+    return collect.check_whole(sections, protocol.SECTIONS)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
     pytest --rig-scenarios scenarios/ [--rig-kernel NAME=PATH] [--rig-accel tcg]
            [--rig-firmware ovmf] [--rig-out DIR] --junitxml=rig.xml
 
-Node ids read like the failure: `bar-clash-64bit.toml::bar-clash-64bit[debian-6.1-512M]::relocations`.
+Node ids read like the failure: `bar-clash-64bit.toml::bar-clash-64bit[seabios-512M-unpatched]::relocations`.
 All kernels of one host (scenario variant) boot once, the first time one of its items
 runs, and are shared by every check of that host. A boot that fails is reported as a
 pytest ERROR (in setup), never as a pass or a failed assertion. With pytest-xdist use
@@ -25,7 +25,6 @@ from rig.run import batch
 from rig.checks import verdict
 from rig.spec import scenario as scenario_mod
 from rig.errors import RigError
-from rig.units import format_size
 
 RIG = pytest.StashKey["RigPlugin"]()
 
@@ -160,12 +159,7 @@ class ScenarioFile(pytest.File):
             hosts.setdefault(j.host, []).append(j)
         for host_jobs in hosts.values():
             for job in host_jobs:
-                yield JobCollector.from_parent(self, name=job_name(job), job=job, host_jobs=host_jobs)
-
-
-def job_name(job: matrix.Job) -> str:
-    firmware = "" if job.firmware == "seabios" else f"-{job.firmware}"
-    return f"{job.scenario.name}[{job.kernel}-{format_size(job.dom0_mem)}{firmware}]"
+                yield JobCollector.from_parent(self, name=job.id, job=job, host_jobs=host_jobs)
 
 
 class JobCollector(pytest.Collector):

@@ -12,6 +12,7 @@ from rich.table import Table
 from rig.checks.verdict import Analysis, Check, balloon_rules
 from rig.parse import xen as xen_parse
 from rig.run.single import KernelBoot
+from rig.spec import matrix
 from rig.spec.scenario import Scenario, format_size
 
 
@@ -146,6 +147,11 @@ def verdict_counts(results: list[dict]) -> str:
 VERDICTS = ("pass", "fail", "error", "unjudged")
 
 
+def job_of(r: dict) -> str:
+    """The job id of a result (results written before "job" existed rebuild it)."""
+    return r.get("job") or matrix.job_id(r["scenario"], r["firmware"], r["dom0_mem"], r["kernel_role"])
+
+
 def junit(results: list[dict], path: Path) -> Path:
     """JUnit XML for `rig run`/`rig matrix`: one testcase per job x check, named like the
     pytest plugin's items; a job that did not boot is one <error> testcase, never a pass
@@ -155,8 +161,7 @@ def junit(results: list[dict], path: Path) -> Path:
     suite = ET.Element("testsuite", name="xen-pvh-rig")
     counts = {"tests": 0, "failures": 0, "errors": 0}
     for r in results:
-        firmware = "" if r["firmware"] == "seabios" else f"-{r['firmware']}"
-        name = f"{r['scenario']}[{r['kernel']}-{r['dom0_mem']}{firmware}]"
+        name = job_of(r)
         checks = r["checks"] or [{"name": "boot", "passed": "skipped", "detail": "unjudged: no expectations"}]
         for c in ([{"name": checks[0]["name"], "passed": None, "detail": r["error"]}] if r["verdict"] == "error"
                   else checks):

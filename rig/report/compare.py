@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.errors import InputError, RigError
+from rig.report import job_of
 
 VERDICTS = ("pass", "fail", "error", "unjudged")
 PLAN_FILE = "jobs.json"   # written by every run before it boots: what it was asked to do
@@ -62,16 +63,14 @@ def read_runs(run_dirs: list[Path]) -> RunContents:
             out.matrix |= set(plan["matrix"])
         for f in results:
             r = _read_json(f)
-            out.verdicts[_job(r)] = r["verdict"]
-            out.failures[_job(r)] = r.get("failure")
+            out.verdicts[job_of(r)] = r["verdict"]
+            out.failures[job_of(r)] = r.get("failure")
         if not plans:  # a run from before plans were written: it planned what it has
-            out.planned |= {_job(_read_json(f)) for f in results}
+            out.planned |= {job_of(_read_json(f)) for f in results}
             out.matrix |= out.planned
     return out
 
 
-def _job(r: dict) -> str:
-    return r.get("job") or f"{r['scenario']}[{r['firmware']}-{r['dom0_mem']}-{r['kernel_role']}]"
 
 
 def _read_json(path: Path) -> dict:

@@ -37,7 +37,13 @@ class Job:
 
     @property
     def id(self) -> str:
-        return f"{self.scenario.name}[{self.firmware}-{format_size(self.dom0_mem)}-{self.role}]"
+        return job_id(self.scenario.name, self.firmware, format_size(self.dom0_mem), self.role)
+
+
+def job_id(scenario: str, firmware: str, dom0_mem: str, role: str) -> str:
+    """A job's one name, wherever it is shown or matched: result.json's "job", summaries,
+    baselines, JUnit test names, pytest items, bench directories. dom0_mem as written: "512M"."""
+    return f"{scenario}[{firmware}-{dom0_mem}-{role}]"
 
 
 def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:

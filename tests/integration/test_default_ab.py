@@ -102,5 +102,5 @@ def test_junit_from_rig_run(default_ab):
     import xml.etree.ElementTree as ET
     root = ET.parse(default_ab.out / "junit.xml").getroot()
     names = sorted(c.get("name") for c in root.iter("testcase"))
-    assert len(names) == 11 and "bar-clash-64bit[debian-6.1-512M]::relocation_cause" in names
+    assert len(names) == 11 and "bar-clash-64bit[seabios-512M-unpatched]::relocation_cause" in names
     assert (root.get("failures"), root.get("errors")) == ("0", "0")

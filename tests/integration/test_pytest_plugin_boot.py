@@ -27,10 +27,10 @@ def test_default_ab_and_a_failed_boot_through_pytest(pytester, tmp_path):
     # bar-clash-64bit: 5 checks of unpatched + 6 of patched pass; no-iommu's relocations and
     # relocation_cause items are ERRORs (the boot failed: nothing judged).
     result.assert_outcomes(passed=11, errors=2)
-    result.stdout.fnmatch_lines(["*ERROR at setup of no-iommu[[]debian-6.1-512M[]]::relocations*",
+    result.stdout.fnmatch_lines(["*ERROR at setup of no-iommu[[]seabios-512M-unpatched[]]::relocations*",
                                  "*xen-panic at stage xen*"])
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    case = cases["bar-clash-64bit[debian-6.1-512M]::relocations"]
+    case = cases["bar-clash-64bit[seabios-512M-unpatched]::relocations"]
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["kernel_release"].startswith("6.1.") and props["verdict"] == "pass"
     assert float(props["time_total"]) > 0 and props["run_dir"]

@@ -33,7 +33,7 @@ def test_a_role_with_no_expectations_is_unjudged_not_pass():
 
 
 def test_unjudged_is_skipped_in_junit_not_passed(tmp_path):
-    r = {"scenario": "s", "firmware": "seabios", "kernel": "k", "dom0_mem": "512M", "verdict": "unjudged",
+    r = {"scenario": "s", "firmware": "seabios", "kernel": "k", "kernel_role": "unpatched", "dom0_mem": "512M", "verdict": "unjudged",
          "checks": [], "error": None, "timings": {"total": 1.0}}
     text = report.junit([r], tmp_path / "j.xml").read_text()
     assert 'skipped="1"' in text and "<skipped" in text and 'failures="0"' in text

@@ -6,15 +6,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_items_are_scenario_kernel_dom0mem_check(pytester):
+def test_items_are_file_job_id_check(pytester):
     shutil.copy(ROOT / "scenarios" / "balloon-cap-split.toml", pytester.path)
     shutil.copy(ROOT / "scenarios" / "ovmf-hole32-6G.toml", pytester.path)
     result = pytester.runpytest("--rig-scenarios", str(pytester.path), "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
-    assert "balloon-cap-split.toml::balloon-cap-split[debian-6.1-128M]::relocations" in ids
-    assert "balloon-cap-split.toml::balloon-cap-split[debian-bpo-6.12-256M]::balloon_converted" in ids
-    assert "ovmf-hole32-6G.toml::ovmf-hole32-6G[debian-bpo-6.12-1G-ovmf]::xen_scratch" in ids
-    assert "balloon-cap-split.toml::balloon-cap-split[debian-bpo-6.12-256M]::xen_scratch_safe" in ids
+    # The job id of rig run/matrix (scenario[firmware-dom0_mem-role]): the files say seabios
+    # (the default) with dom0_mem 128M and 256M, and ovmf with 1G.
+    assert "balloon-cap-split.toml::balloon-cap-split[seabios-128M-unpatched]::relocations" in ids
+    assert "balloon-cap-split.toml::balloon-cap-split[seabios-256M-patched]::balloon_converted" in ids
+    assert "ovmf-hole32-6G.toml::ovmf-hole32-6G[ovmf-1G-patched]::xen_scratch" in ids
+    assert "balloon-cap-split.toml::balloon-cap-split[seabios-256M-patched]::xen_scratch_safe" in ids
     # balloon-cap-split, per dom0_mem: unpatched relocations, relocation_cause, balloon_converted,
     # balloon_target, xen_scratch; patched the same + xen_scratch_safe. ovmf-hole32-6G: unpatched has
     # no balloon_converted.
@@ -27,7 +29,7 @@ def test_firmware_filter_and_boot_item_without_expectations(pytester):
     result = pytester.runpytest("--rig-scenarios", str(pytester.path), "--rig-firmware", "seabios",
                                 "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
-    assert ids == ["bare.toml::bare[debian-6.1-512M]::boot"]
+    assert ids == ["bare.toml::bare[seabios-512M-unpatched]::boot"]
 
 
 def test_bad_scenario_is_a_collection_error_naming_key(pytester):

@@ -1,4 +1,4 @@
-"""The JUnit writer: names like the pytest plugin's, errors never counted as failures."""
+"""The JUnit writer: test names are job ids (as the pytest plugin's items), errors never counted as failures."""
 
 import xml.etree.ElementTree as ET
 
@@ -6,7 +6,8 @@ from rig import report
 
 
 def _result(verdict, checks, error=None, firmware="seabios"):
-    return {"scenario": "s", "kernel": "debian-6.1", "dom0_mem": "512M", "firmware": firmware, "verdict": verdict,
+    return {"scenario": "s", "kernel": "debian-6.1", "kernel_role": "unpatched", "dom0_mem": "512M",
+            "firmware": firmware, "verdict": verdict,
             "checks": checks, "error": error, "timings": {"total": 12.5}, "kernel_release": "6.1.0",
             "accel": "tcg", "stage_reached": "collected", "run_dir": "/x"}
 
@@ -18,8 +19,8 @@ def test_junit_cases_failures_and_errors(tmp_path):
     root = ET.parse(report.junit(results, tmp_path / "j.xml")).getroot()
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
     names = [c.get("name") for c in root.iter("testcase")]
-    assert names == ["s[debian-6.1-512M]::relocations", "s[debian-6.1-512M]::xen_scratch",
-                     "s[debian-6.1-512M-ovmf]::boot"]
+    assert names == ["s[seabios-512M-unpatched]::relocations", "s[seabios-512M-unpatched]::xen_scratch",
+                     "s[ovmf-512M-unpatched]::boot"]
     (err,) = root.iter("error")
     assert err.get("message") == "hang at stage dom0"
 

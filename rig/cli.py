@@ -264,7 +264,7 @@ def cmd_ssh(args) -> int:
         client = ssh_mod.connect(files.port(), files.client_key(), files.known_hosts, timeout=args.timeout)
     except ssh_mod.SshError as exc:
         if str(exc).startswith("nothing answers"):
-            raise ssh_mod.SshError(f"{exc}: is the host still up? only `rig run --keep` leaves it running") from None
+            raise ssh_mod.SshError(f"{exc}: is the host still up? only `rig run --keep` leaves it running") from exc
         raise
     try:
         return ssh_mod.interactive(client, shlex.join(command) if command else None)

@@ -150,7 +150,7 @@ class ScenarioFile(pytest.File):
         try:
             scenario = scenario_mod.load(self.path, batch.known_kernels(plugin.options))
         except RigError as exc:
-            raise self.CollectError(str(exc)) from None
+            raise self.CollectError(str(exc)) from exc
         jobs = matrix.expand([scenario])
         if plugin.firmwares:
             jobs = [j for j in jobs if j.firmware in plugin.firmwares]

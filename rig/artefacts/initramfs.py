@@ -234,7 +234,7 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
             return Artefact("initramfs", out, record.read_text().strip(), f"built:{digest}", version).verify()
         except CorruptArtefactError as exc:  # built here, so the remedy is building it again
             raise CorruptArtefactError(out, exc.want, exc.got,
-                                       f"delete it (rm {out} {record}); the next run builds it again") from None
+                                       f"delete it (rm {out} {record}); the next run builds it again") from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     for tool in ("cpio",):
         if shutil.which(tool) is None:

@@ -280,8 +280,8 @@ class Cache:
             return None
         try:
             return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ArtefactError(f"{path}: corrupt manifest; run `rig fetch --refresh`") from None
+        except json.JSONDecodeError as exc:
+            raise ArtefactError(f"{path}: corrupt manifest; run `rig fetch --refresh`") from exc
 
     def _artefact(self, kind: str, name: str, manifest: dict) -> Artefact:
         base = self.root / kind / name
@@ -305,7 +305,7 @@ class Cache:
             tmp.rename(final)
             return manifest
         except subprocess.CalledProcessError as exc:
-            raise ArtefactError(f"dpkg-deb -x {deb.name} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+            raise ArtefactError(f"dpkg-deb -x {deb.name} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -131,13 +131,13 @@ def connect(port: int, client_key: paramiko.PKey, known_hosts: Path, timeout: fl
     except paramiko.BadHostKeyException as exc:
         client.close()
         raise SshError(f"dom0 at {HOST}:{port} presented host key {fingerprint(exc.key.get_base64())}, "
-                       f"not the pinned {fingerprint(exc.expected_key.get_base64())}: refused") from None
-    except paramiko.ssh_exception.NoValidConnectionsError:
+                       f"not the pinned {fingerprint(exc.expected_key.get_base64())}: refused") from exc
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
         client.close()
-        raise SshError(f"nothing answers on {HOST}:{port}") from None
+        raise SshError(f"nothing answers on {HOST}:{port}") from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:  # EOFError: the server went mid-handshake
         client.close()
-        raise SshError(f"ssh to dom0 at {HOST}:{port} failed: {type(exc).__name__}: {exc}") from None
+        raise SshError(f"ssh to dom0 at {HOST}:{port} failed: {type(exc).__name__}: {exc}") from exc
     return client
 
 
@@ -152,7 +152,7 @@ def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tupl
             raise TimeoutError(f"no exit status within {timeout:.0f} s")
         return stdout.channel.recv_exit_status(), data
     except (paramiko.SSHException, OSError, TimeoutError, EOFError) as exc:
-        raise SshError(f"ssh command {command!r} failed: {exc}") from None
+        raise SshError(f"ssh command {command!r} failed: {exc}") from exc
 
 
 # Beyond the serial sections, what only a fast channel carries (protocol.EXTRAS): extra in
@@ -169,9 +169,9 @@ def _tar(client: paramiko.SSHClient, command: str) -> dict[str, str]:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             return {m.name.removeprefix("./"): tar.extractfile(m).read().decode(errors="replace")
                     for m in tar.getmembers() if m.isfile()}
-    except tarfile.TarError:
+    except tarfile.TarError as exc:
         raise SshError(f"dom0 answered {command!r} with no tar archive (exit {status}): "
-                       f"{data[:200].decode(errors='replace').strip()}") from None
+                       f"{data[:200].decode(errors='replace').strip()}") from exc
 
 
 def collect(client: paramiko.SSHClient, sections: tuple[str, ...],

@@ -59,6 +59,6 @@ BACKEND_NAMES = ("qemu", "libvirt")
 def open_host(backend: str, plan, run_dir):
     try:
         return backends()[backend](plan, run_dir)
-    except KeyError:
+    except KeyError as exc:
         from rig.errors import InputError
-        raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKEND_NAMES)})") from None
+        raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKEND_NAMES)})") from exc

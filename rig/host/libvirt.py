@@ -62,8 +62,8 @@ def _libvirt():
     try:
         import libvirt
         import libvirt_qemu
-    except ImportError:
-        raise LaunchError(MISSING_LIBRARY) from None
+    except ImportError as exc:
+        raise LaunchError(MISSING_LIBRARY) from exc
     # libvirt prints every error to stderr by default; the rig turns the ones that matter
     # into its own messages (and a domain that powered off is "not found", as expected).
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
@@ -188,7 +188,7 @@ class LibvirtHost(Lifecycle):
             self._conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
             raise LaunchError(f"cannot connect to libvirt at {self.uri}: {exc.get_error_message()} "
-                              "(is libvirtd running? ./bootstrap.sh test starts it)") from None
+                              "(is libvirtd running? ./bootstrap.sh test starts it)") from exc
         for name in reap_orphans(self._conn):
             log.warning("destroyed %s, left by a rig that no longer runs", name)
         xml = domain_xml(self.plan, self.name, self._stage(), self.serial_log, os.getpid())
@@ -197,7 +197,7 @@ class LibvirtHost(Lifecycle):
             self._dom = self._conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
         except libvirt.libvirtError as exc:
             raise LaunchError(f"libvirt refused domain {self.name}: {exc.get_error_message()}",
-                              log=self.run_dir / "domain.xml") from None
+                              log=self.run_dir / "domain.xml") from exc
         self._write_argv()
         pty = self._pty_path()
         self._fd = os.open(pty, os.O_RDWR | os.O_NOCTTY)

@@ -160,7 +160,7 @@ class _Monitor:
         try:
             return self._run(self._client.execute(name, args or None), timeout)
         except Exception as exc:  # noqa: BLE001 - qemu.qmp raises several kinds for one fact
-            raise MonitorError(f"QMP {name}: {_monitor_failure(exc, timeout)}") from None
+            raise MonitorError(f"QMP {name}: {_monitor_failure(exc, timeout)}") from exc
 
     def close(self) -> None:
         try:
@@ -251,7 +251,7 @@ class QemuHost(Lifecycle):
             self._qmp.cmd("cont")
         except MonitorError as exc:
             self._wait_briefly()
-            raise LaunchError(f"{exc} ({self._failure_text()})", self.argv, self.qemu_log) from None
+            raise LaunchError(f"{exc} ({self._failure_text()})", self.argv, self.qemu_log) from exc
         log.info("QEMU pid %d started: %s", self._proc.pid, self.plan.name)
 
     FORWARD_ATTEMPTS = 10

@@ -24,7 +24,7 @@ def load_baseline(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read baseline: {exc}") from None
+        raise InputError(f"{path}: cannot read baseline: {exc}") from exc
     if not isinstance(data, dict) or not data or not all(
             v in VERDICTS or (isinstance(v, str) and v.startswith("error:")) for v in data.values()):
         raise InputError(f"{path}: want a non-empty JSON object of job id -> {' | '.join(VERDICTS)} "
@@ -77,7 +77,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise RigError(f"{path}: unreadable ({exc}); the run that wrote it did not finish") from None
+        raise RigError(f"{path}: unreadable ({exc}); the run that wrote it did not finish") from exc
 
 
 def changes(baseline: dict[str, str], run: RunContents, partial: bool = False) -> list[str]:

@@ -192,15 +192,15 @@ def claimed(out_dir: Path):
         out_dir.mkdir(parents=True, exist_ok=True)
         lock = open(out_dir / LOCK_FILE, "a+")
     except OSError as exc:
-        raise InputError(f"--out {out_dir}: cannot write there: {exc.strerror}") from None
+        raise InputError(f"--out {out_dir}: cannot write there: {exc.strerror}") from exc
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BlockingIOError as exc:
             lock.seek(0)
             holder = lock.read().strip() or "?"
             raise InputError(f"--out {out_dir}: another rig (pid {holder}) is writing there; "
-                             "wait for it or choose another --out") from None
+                             "wait for it or choose another --out") from exc
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")

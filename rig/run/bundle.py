@@ -98,7 +98,7 @@ def load(path: Path) -> tuple[Path, dict]:
     try:
         data = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{file}: not a readable bundle: {exc}") from None
+        raise InputError(f"{file}: not a readable bundle: {exc}") from exc
     if data.get("format") != FORMAT:
         raise InputError(f"{file}: format: {data.get('format')!r} (this rig reads {FORMAT})")
     for key in ("scenario", "role", "kernel", "artefacts", "accel"):

@@ -29,8 +29,8 @@ def total() -> int:
     if value:
         try:
             return max(1, int(value))
-        except ValueError:
-            raise InputError(f"RIG_CORES={value!r}: not a number of cores") from None
+        except ValueError as exc:
+            raise InputError(f"RIG_CORES={value!r}: not a number of cores") from exc
     return len(os.sched_getaffinity(0)) or 1
 
 
@@ -58,7 +58,7 @@ def _try_take(directory: Path, want: int, slots: int) -> list:
     except OSError as exc:   # out of file descriptors, a directory another user made
         for f in taken:
             f.close()
-        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from None
+        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from exc
     if len(taken) < want:
         for f in taken:
             f.close()   # closing drops the lock
@@ -78,7 +78,7 @@ def held(vcpus: int, waiting: Callable[[str], None] = lambda msg: None, poll: fl
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from None
+        raise RigError(f"core slots in {directory}: {exc.strerror or exc}") from exc
     taken = _try_take(directory, want, slots)
     if not taken:
         waiting(f"waiting for {want} free core(s): {slots} in use by other boots on this machine")

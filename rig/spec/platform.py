@@ -127,8 +127,8 @@ def lookup(table: dict, name: str, what: str):
     """Select a row by name or fail loudly with the valid names."""
     try:
         return table[name]
-    except KeyError:
-        raise InputError(f"unknown {what} {name!r} (available: {', '.join(sorted(table))})") from None
+    except KeyError as exc:
+        raise InputError(f"unknown {what} {name!r} (available: {', '.join(sorted(table))})") from exc
 
 
 # --- accelerator choice -------------------------------------------------------------

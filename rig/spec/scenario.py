@@ -196,15 +196,15 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError(path, "", "no such file") from None
+    except FileNotFoundError as exc:
+        raise ScenarioError(path, "", "no such file") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(path, "", f"not valid TOML: {exc}") from None
+        raise ScenarioError(path, "", f"not valid TOML: {exc}") from exc
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         key, problem = _describe(exc.errors())
-        raise ScenarioError(path, key, problem) from None
+        raise ScenarioError(path, key, problem) from exc
     for role in scenario.expect:
         if role not in scenario.kernels:
             raise ScenarioError(path, f"expect.{role}",
@@ -245,7 +245,7 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
     try:
         topology.resolve(list(scenario.host.pci), platform.ARCHES[scenario.host.arch].pci_root_bus)
     except topology.TopologyError as exc:
-        raise ScenarioError(path, exc.key, exc.problem) from None
+        raise ScenarioError(path, exc.key, exc.problem) from exc
     scenario = _resolve_builds(scenario, path)
     if known_kernels is not None:
         known_kernels = known_kernels | {f"built:{n}" for n in scenario.builds}

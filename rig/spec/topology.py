@@ -136,7 +136,7 @@ def resolve(devices: list[PciDevice], root_bus: str = "pcie.0") -> list[PlacedDe
                 try:
                     size = parse_size(props[prop])
                 except ValueError as exc:
-                    raise TopologyError(f"{key}.props.{prop}", str(exc)) from None
+                    raise TopologyError(f"{key}.props.{prop}", str(exc)) from exc
                 if not _is_pow2(size):
                     raise TopologyError(f"{key}.props.{prop}", f"{props[prop]!r} is not a power of two, "
                                                                f"which {d.device} requires")
@@ -145,7 +145,7 @@ def resolve(devices: list[PciDevice], root_bus: str = "pcie.0") -> list[PlacedDe
             try:
                 backing = parse_size(props.pop(kind.backing_size_prop))
             except ValueError as exc:
-                raise TopologyError(f"{key}.props.{kind.backing_size_prop}", str(exc)) from None
+                raise TopologyError(f"{key}.props.{kind.backing_size_prop}", str(exc)) from exc
         addr = _slot(props, parent, bus_kinds[parent][0], used, key, d.device)
         for prop in kind.numbering:
             if prop not in props:
@@ -155,8 +155,8 @@ def resolve(devices: list[PciDevice], root_bus: str = "pcie.0") -> list[PlacedDe
                     continue
                 try:
                     props[prop] = next(numbers[counter])
-                except StopIteration:
-                    raise TopologyError(key, f"too many {d.device} devices (out of {prop} numbers)") from None
+                except StopIteration as exc:
+                    raise TopologyError(key, f"too many {d.device} devices (out of {prop} numbers)") from exc
         placed.append(PlacedDevice(names[i], d.device, parent, addr, props, backing))
     return placed
 
@@ -167,8 +167,8 @@ def _slot(props: dict, parent: str, bus_kind: str, used: dict[str, set[int]], ke
         raw = props.pop("addr")
         try:
             addr = int(str(raw).split(".")[0], 0)
-        except ValueError:
-            raise TopologyError(f"{key}.props.addr", f"invalid slot address {raw!r}") from None
+        except ValueError as exc:
+            raise TopologyError(f"{key}.props.addr", f"invalid slot address {raw!r}") from exc
         if addr in taken:
             raise TopologyError(f"{key}.props.addr", f"slot {addr:#x} on {parent!r} is already taken")
     else:

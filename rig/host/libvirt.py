@@ -3,7 +3,7 @@
 The domain XML carries what libvirt models: domain type (qemu or kvm), q35, CPU,
 memory, the intel IOMMU, the serial console (a pty, logged by virtlogd), no default
 devices. The rest goes through <qemu:commandline>, exactly as the QEMU backend
-writes it (host.qemu.guest_argv): libvirt has no model for pci-testdev and would
+writes it (host/qemu_argv.py guest_argv): libvirt has no model for pci-testdev and would
 escape the commas of a multiboot module list (`-initrd "vmlinuz args,initrd"`), and
 passing the same arguments keeps the two backends' machines identical, which the
 parity test checks. A boot ISO (grub-mkrescue) was the other route for Xen; it
@@ -35,7 +35,9 @@ import pexpect.fdpexpect
 from rig.errors import InputError, LaunchError, MonitorError
 from rig.spec.plan import BootPlan
 from rig.host import Lifecycle
-from rig.host.qemu import Media, forward_ssh, guest_argv
+from rig.host.media import Media
+from rig.host.ports import forward_ssh
+from rig.host.qemu_argv import guest_argv
 
 log = logging.getLogger(__name__)
 

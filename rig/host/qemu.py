@@ -1,4 +1,4 @@
-"""QEMU backend: the argv (pure, from a BootPlan) and the process that runs it.
+"""QEMU backend: the process that runs the argv of rig/host/qemu_argv.py, its QMP and console.
 
 Lifecycle, after QEMU's own python/qemu/machine: the constructor stores settings,
 __enter__ launches in steps (bind QMP, start QEMU paused, accept QMP, attach the
@@ -12,7 +12,6 @@ import asyncio
 import ctypes
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -25,102 +24,13 @@ import pexpect.fdpexpect
 from qemu.qmp import ExecuteError, QMPClient
 
 from rig.errors import LaunchError, MonitorError
-from rig.spec.plan import NETDEV_ID, BootPlan
-from rig.spec.topology import PlacedDevice
+from rig.spec.plan import BootPlan
 from rig.host import Lifecycle
 from rig.host.media import Media, prepare_media
+from rig.host.ports import forward_ssh
+from rig.host.qemu_argv import qemu_argv
 
 log = logging.getLogger(__name__)
-
-
-def _mb_escape(value: str) -> str:
-    """QEMU splits the multiboot module list on ','; a literal comma is written ',,'."""
-    return value.replace(",", ",,")
-
-
-def _multiboot(plan: BootPlan, media: Media) -> list[str]:
-    modules = f"{_mb_escape(str(plan.kernel))} {_mb_escape(plan.dom0_cmdline)},{_mb_escape(str(plan.initrd))}"
-    return ["-kernel", str(plan.xen), "-append", plan.xen_cmdline, "-initrd", modules]
-
-
-def _xen_efi(plan: BootPlan, media: Media) -> list[str]:
-    # On q35 `if=ide` is the built-in ICH9 AHCI: no extra PCI device that would change
-    # the topology between firmwares. A FAT image boots far faster than fat:rw:DIR.
-    return ["-drive", f"file={media.esp},format=raw,if=ide,index=0"]
-
-
-# Boot method name -> argv builder. A new boot method is a new row here and in platform.BOOT_METHODS.
-BOOT_ARGV = {"multiboot": _multiboot, "xen-efi": _xen_efi}
-
-
-def _firmware(plan: BootPlan, media: Media) -> list[str]:
-    if not plan.firmware.code:
-        return []
-    return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={plan.firmware.code}",
-            "-drive", f"if=pflash,format=raw,unit=1,file={media.firmware_vars}"]
-
-
-def _value(v) -> str:
-    return ("on" if v else "off") if isinstance(v, bool) else str(v)
-
-
-def _pci_args(dev: PlacedDevice) -> list[str]:
-    props = {"id": dev.id, "bus": dev.bus, "addr": f"{dev.addr:#x}", **dev.props}
-    args = []
-    if dev.backing_size is not None:
-        args += ["-object", f"memory-backend-ram,id={dev.id}-mem,size={dev.backing_size >> 20}M"]
-        props["memdev"] = f"{dev.id}-mem"
-    return args + ["-device", ",".join([dev.device, *(f"{k}={_value(v)}" for k, v in props.items())])]
-
-
-def _memory(plan: BootPlan) -> str:
-    size = f"{plan.memory >> 20}M"
-    if plan.maxmem is not None:
-        size += f",slots={plan.slots},maxmem={plan.maxmem >> 20}M"
-    return size
-
-
-def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_log: Path,
-              media: Media = Media()) -> list[str]:
-    """The whole QEMU command line for `plan`. Pure: same plan and paths, same argv."""
-    machine = ",".join([plan.arch.machine, *plan.arch.machine_props.get(plan.accel.name, ())])
-    argv = [
-        plan.arch.qemu_binary,
-        "-name", f"rig-{plan.name},process=rig-{plan.name}",
-        "-machine", machine,
-        *plan.accel.qemu_args,
-        "-cpu", plan.arch.cpu[plan.accel.name],
-        "-m", _memory(plan),
-        "-smp", str(plan.cpus),
-        "-nodefaults", "-display", "none", "-no-reboot",
-        "-S",  # start paused: the console and QMP are attached before the first instruction
-        *_firmware(plan, media),
-        "-chardev", f"socket,id=console,path={console_socket},server=on,wait=off,"
-                    f"logfile={serial_log},logappend=off",
-        "-serial", "chardev:console",
-        "-chardev", f"socket,id=qmp,path={qmp_socket}",
-        "-mon", "chardev=qmp,mode=control",
-    ]
-    for dev in plan.arch.iommus[plan.iommu]:  # the IOMMU goes before any PCI device
-        argv += ["-device", dev]
-    return argv + guest_argv(plan, media)
-
-
-def guest_argv(plan: BootPlan, media: Media = Media()) -> list[str]:
-    """The part of the argv that makes this host what it is: network, PCI topology, the Xen
-    boot and the user's raw arguments. Shared with the libvirt backend, which passes it
-    through <qemu:commandline> so both backends build the same machine."""
-    argv = []
-    if plan.network == "user":
-        # restrict=on: dom0 reaches nothing outside; the rig adds its SSH forward at launch.
-        argv += ["-netdev", f"user,id={NETDEV_ID},restrict=on"]
-    if plan.pci_hole64_size is not None:
-        argv += ["-global", f"{plan.arch.pci_hole64_global}={plan.pci_hole64_size >> 20}M"]
-    for pci in plan.pci:
-        argv += _pci_args(pci)
-    argv += BOOT_ARGV[plan.boot.name](plan, media)
-    argv += list(plan.qemu_args)  # raw user arguments come last, so they can override
-    return argv
 
 
 class _Monitor:
@@ -175,20 +85,6 @@ def _monitor_failure(exc: Exception, timeout: float) -> str:
     if isinstance(exc, ExecuteError):
         return f"QEMU refused it: {exc}"
     return f"the connection closed ({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})"
-
-
-def parse_device_help(text: str) -> set[str]:
-    """Device names from `-device help` output: 'name "pci-testdev", bus PCI, desc ...'."""
-    return {m.group(1) for m in re.finditer(r'^name "([^"]+)"', text, re.MULTILINE)}
-
-
-def unknown_devices(binary: str, names: list[str]) -> list[str]:
-    """The names this QEMU cannot create, so a typo is bad input, not a failed boot."""
-    if shutil.which(binary) is None:
-        raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
-    out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
-    known = parse_device_help(out.stdout + out.stderr)
-    return [n for n in names if n not in known]
 
 
 def _die_with_parent() -> None:
@@ -336,27 +232,6 @@ class QemuHost(Lifecycle):
             self._qmp.cmd("quit", timeout=2.0)
         except Exception:  # QMP may already be gone; the signals below still apply
             pass
-
-
-def forward_ssh(hmp, run_dir: Path, attempts: int = 10) -> int:
-    """Forward a free port on 127.0.0.1 (only) to dom0's port 22 through the HMP command
-    `hostfwd_add`. The port is picked by binding it, so another process can take it
-    before QEMU does: try the next one then."""
-    problem = ""
-    for _ in range(attempts):
-        port = free_port()
-        answer = hmp(f"hostfwd_add {NETDEV_ID} tcp:127.0.0.1:{port}-:22")
-        if not answer.strip():
-            (run_dir / "ssh-port").write_text(f"{port}\n")
-            return port
-        problem = answer.strip()
-    raise LaunchError(f"could not forward a port to dom0's SSH server: {problem}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _shell_quote(arg: str) -> str:

@@ -25,7 +25,7 @@ from rig.spec import plan as plan_mod
 from rig.artefacts.store import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from rig.checks import verdict as verdict_mod
 from rig.errors import EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, ArtefactError, CollectError, InputError, LaunchError, ScenarioError
-from rig.host import qemu
+from rig.host import qemu_argv
 from rig.spec.scenario import Scenario
 from rig.units import format_size
 
@@ -89,7 +89,7 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
         # Xen scrubs all of its RAM at boot: QEMU would touch every byte, and this machine has less.
         raise ScenarioError(source, "host.memory", f"{format_size(scenario.host.memory)} is more than this "
                                                    f"machine's RAM ({ram / 2**30:.1f} GiB)")
-    missing = qemu.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
+    missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
         raise ScenarioError(source, f"host.pci.{i}.device", f"{arch.qemu_binary} has no device {missing[0]!r}")

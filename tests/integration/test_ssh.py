@@ -171,13 +171,13 @@ def test_a_taken_port_is_skipped_when_forwarding_ssh(tmp_path, monkeypatch):
 
     from rig.spec import plan, platform, scenario
     from rig.artefacts.store import Cache
-    from rig.host import qemu
+    from rig.host import ports as ports_mod, qemu
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    ports = iter([taken.getsockname()[1], qemu.free_port()])
-    monkeypatch.setattr(qemu, "free_port", lambda: next(ports))
+    ports = iter([taken.getsockname()[1], ports_mod.free_port()])
+    monkeypatch.setattr(ports_mod, "free_port", lambda: next(ports))
     cache = Cache()
     s = scenario.load(SCENARIOS / "bar-clash-64bit.toml")
     p = plan.make(s, "unpatched", "tcg", xen=cache.xen(platform.ARCHES["x86_64"], fetch=False).path,

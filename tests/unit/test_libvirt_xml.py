@@ -8,7 +8,7 @@ import pytest
 from rig.spec import plan, scenario
 from rig.errors import InputError
 from rig.host.libvirt import QEMU_NS, domain_xml
-from rig.host.qemu import guest_argv
+from rig.host.qemu_argv import guest_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rig.spec import plan, scenario
-from rig.host.qemu import qemu_argv
+from rig.host.qemu_argv import qemu_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 REFS = ROOT / "tests" / "data" / "argv"

@@ -85,7 +85,7 @@ def test_unknown_qemu_device_is_bad_input_before_any_boot(tmp_path, capsys):
 
 
 def test_qemu_device_help_parser():
-    from rig.host.qemu import parse_device_help
+    from rig.host.qemu_argv import parse_device_help
     text = 'Network devices:\nname "e1000e", bus PCI, desc "Intel 82574L GbE Controller"\n' \
            'name "pci-testdev", bus PCI, desc "PCI Test Device"\n'
     assert parse_device_help(text) == {"e1000e", "pci-testdev"}

@@ -56,7 +56,7 @@ def test_run_key_files_are_private_and_pin_one_host(tmp_path):
 
 
 def test_nobody_listening_is_an_ssh_error(tmp_path):
-    from rig.host.qemu import free_port
+    from rig.host.ports import free_port
     files = ssh.SshFiles(tmp_path / "ssh")
     key = files.new_client_key()
     files.known_hosts.write_text("")

@@ -6,7 +6,7 @@ import pytest
 
 from rig.spec import plan, scenario, topology
 from rig.errors import ScenarioError
-from rig.host.qemu import qemu_argv
+from rig.host.qemu_argv import qemu_argv
 from rig.spec.scenario import PciDevice
 from rig.spec.topology import TopologyError, resolve
 

@@ -1,0 +1,122 @@
+"""QEMU's command line from a BootPlan (pure), and what a QEMU binary can create.
+
+Shared by both backends: the QEMU backend runs this argv, libvirt passes its guest part
+through (`<qemu:commandline>`). tests/data/argv/ holds reference argvs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from rig.errors import LaunchError
+from rig.host.media import Media
+from rig.spec.plan import NETDEV_ID, BootPlan
+from rig.spec.topology import PlacedDevice
+
+
+def _mb_escape(value: str) -> str:
+    """QEMU splits the multiboot module list on ','; a literal comma is written ',,'."""
+    return value.replace(",", ",,")
+
+
+def _multiboot(plan: BootPlan, media: Media) -> list[str]:
+    modules = f"{_mb_escape(str(plan.kernel))} {_mb_escape(plan.dom0_cmdline)},{_mb_escape(str(plan.initrd))}"
+    return ["-kernel", str(plan.xen), "-append", plan.xen_cmdline, "-initrd", modules]
+
+
+def _xen_efi(plan: BootPlan, media: Media) -> list[str]:
+    # On q35 `if=ide` is the built-in ICH9 AHCI: no extra PCI device that would change
+    # the topology between firmwares. A FAT image boots far faster than fat:rw:DIR.
+    return ["-drive", f"file={media.esp},format=raw,if=ide,index=0"]
+
+
+# Boot method name -> argv builder. A new boot method is a new row here and in platform.BOOT_METHODS.
+BOOT_ARGV = {"multiboot": _multiboot, "xen-efi": _xen_efi}
+
+
+def _firmware(plan: BootPlan, media: Media) -> list[str]:
+    if not plan.firmware.code:
+        return []
+    return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={plan.firmware.code}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={media.firmware_vars}"]
+
+
+def _value(v) -> str:
+    return ("on" if v else "off") if isinstance(v, bool) else str(v)
+
+
+def _pci_args(dev: PlacedDevice) -> list[str]:
+    props = {"id": dev.id, "bus": dev.bus, "addr": f"{dev.addr:#x}", **dev.props}
+    args = []
+    if dev.backing_size is not None:
+        args += ["-object", f"memory-backend-ram,id={dev.id}-mem,size={dev.backing_size >> 20}M"]
+        props["memdev"] = f"{dev.id}-mem"
+    return args + ["-device", ",".join([dev.device, *(f"{k}={_value(v)}" for k, v in props.items())])]
+
+
+def _memory(plan: BootPlan) -> str:
+    size = f"{plan.memory >> 20}M"
+    if plan.maxmem is not None:
+        size += f",slots={plan.slots},maxmem={plan.maxmem >> 20}M"
+    return size
+
+
+def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_log: Path,
+              media: Media = Media()) -> list[str]:
+    """The whole QEMU command line for `plan`. Pure: same plan and paths, same argv."""
+    machine = ",".join([plan.arch.machine, *plan.arch.machine_props.get(plan.accel.name, ())])
+    argv = [
+        plan.arch.qemu_binary,
+        "-name", f"rig-{plan.name},process=rig-{plan.name}",
+        "-machine", machine,
+        *plan.accel.qemu_args,
+        "-cpu", plan.arch.cpu[plan.accel.name],
+        "-m", _memory(plan),
+        "-smp", str(plan.cpus),
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-S",  # start paused: the console and QMP are attached before the first instruction
+        *_firmware(plan, media),
+        "-chardev", f"socket,id=console,path={console_socket},server=on,wait=off,"
+                    f"logfile={serial_log},logappend=off",
+        "-serial", "chardev:console",
+        "-chardev", f"socket,id=qmp,path={qmp_socket}",
+        "-mon", "chardev=qmp,mode=control",
+    ]
+    for dev in plan.arch.iommus[plan.iommu]:  # the IOMMU goes before any PCI device
+        argv += ["-device", dev]
+    return argv + guest_argv(plan, media)
+
+
+def guest_argv(plan: BootPlan, media: Media = Media()) -> list[str]:
+    """The part of the argv that makes this host what it is: network, PCI topology, the Xen
+    boot and the user's raw arguments. Shared with the libvirt backend, which passes it
+    through <qemu:commandline> so both backends build the same machine."""
+    argv = []
+    if plan.network == "user":
+        # restrict=on: dom0 reaches nothing outside; the rig adds its SSH forward at launch.
+        argv += ["-netdev", f"user,id={NETDEV_ID},restrict=on"]
+    if plan.pci_hole64_size is not None:
+        argv += ["-global", f"{plan.arch.pci_hole64_global}={plan.pci_hole64_size >> 20}M"]
+    for pci in plan.pci:
+        argv += _pci_args(pci)
+    argv += BOOT_ARGV[plan.boot.name](plan, media)
+    argv += list(plan.qemu_args)  # raw user arguments come last, so they can override
+    return argv
+
+
+
+def parse_device_help(text: str) -> set[str]:
+    """Device names from `-device help` output: 'name "pci-testdev", bus PCI, desc ...'."""
+    return {m.group(1) for m in re.finditer(r'^name "([^"]+)"', text, re.MULTILINE)}
+
+
+def unknown_devices(binary: str, names: list[str]) -> list[str]:
+    """The names this QEMU cannot create, so a typo is bad input, not a failed boot."""
+    if shutil.which(binary) is None:
+        raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
+    out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
+    known = parse_device_help(out.stdout + out.stderr)
+    return [n for n in names if n not in known]

@@ -25,6 +25,8 @@ from rig.run import bench, bundle, single, batch, soak
 from rig import __version__, report
 from rig.artefacts import kernel_build, initramfs
 from rig.report import compare, html
+from rig.report import result as result_mod
+from rig.report.result import Result
 from rig.spec import matrix, platform
 from rig.guest import console as console_mod
 from rig.guest import protocol
@@ -114,17 +116,17 @@ def _write_reports(results: list[dict], out_dir: Path, junit: Path | None) -> No
     report.junit(results, junit or out_dir / "junit.xml")
 
 
-def _hold(kept: single.KeptHosts, results: list[dict]) -> None:
+def _hold(kept: single.KeptHosts, results: list[Result]) -> None:
     """--keep: the hosts stay up until Ctrl-C (or SIGTERM), or until every one has powered off."""
     if not kept.hosts:
         err.print("rig: --keep: no host reached collection; nothing kept")
         return
     for r in results:
-        if (Path(r["run_dir"]) / "ssh" / "port").is_file() and r["error"] is None:
-            err.print(f"kept {r['job']}: rig ssh {r['run_dir']}   (OpenSSH: ssh -F {r['run_dir']}/ssh/config dom0)",
+        if (Path(r.run_dir) / "ssh" / "port").is_file() and r.error is None:
+            err.print(f"kept {r.job}: rig ssh {r.run_dir}   (OpenSSH: ssh -F {r.run_dir}/ssh/config dom0)",
                       markup=False)
-        elif r["error"] is None:
-            err.print(f"kept {r['job']} (no SSH: {(r.get('ssh') or {}).get('error')})", markup=False)
+        elif r.error is None:
+            err.print(f"kept {r.job} (no SSH: {r.ssh.error if r.ssh else None})", markup=False)
     err.print("hosts are up; Ctrl-C stops them")
     try:
         while kept.running():
@@ -147,9 +149,9 @@ def cmd_soak(args) -> int:
         out_dir = args.out or batch.new_out_dir(f"soak-{scenario.name}")
         args.out = out_dir   # where a traceback of the rig itself goes
 
-        def after_round(i: int, results: list[dict]) -> None:
-            line = ", ".join(f"{r['kernel_role']} {r['verdict']}" + (f" ({r['failure']})" if r.get("failure") else "")
-                             + f" {r['timings'].get('total', 0):.0f} s" for r in results)
+        def after_round(i: int, results: list[Result]) -> None:
+            line = ", ".join(f"{r.kernel_role} {r.verdict}" + (f" ({r.failure})" if r.failure else "")
+                             + f" {r.total_seconds:.0f} s" for r in results)
             err.print(f"round {i}: {line}", markup=False)
 
         tallies = soak.run(scenario, args.rounds, out_dir, options, progress=_progress, after_round=after_round)
@@ -302,7 +304,7 @@ def cmd_repro(args) -> int:
     new_file, new = bundle.load(out_dir)
     same_argv = new["qemu_argv_normalised"] == data.get("qemu_argv_normalised")
     original = file.parent / "result.json"
-    differences = bundle.compare(json.loads(original.read_text()), results[0]) if original.is_file() else None
+    differences = bundle.compare(result_mod.load(original), results[0]) if original.is_file() else None
     summary = {"bundle": str(file), "argv_identical": same_argv, "mismatches_allowed": mismatches,
                "differences": differences}
     (out_dir / "replay.json").write_text(json.dumps(summary, indent=1) + "\n")

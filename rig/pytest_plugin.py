@@ -105,7 +105,7 @@ class RigPlugin:
                 out.mkdir(parents=True, exist_ok=True)
                 results = batch.run_jobs(jobs, out, self.options, progress=lambda *a: None, cache=None,
                                            label=lambda j: j.id)
-                self._hosts[host] = {r["kernel_role"]: r for r in results}
+                self._hosts[host] = {r.kernel_role: r for r in results}
             except RigError as exc:  # the rig could not even try (missing artefact, bad input)
                 self._hosts[host] = exc
         found = self._hosts[host]
@@ -131,7 +131,8 @@ def rig_results(request: pytest.FixtureRequest):
         for host in dict.fromkeys(j.host for j in jobs):
             host_jobs = [j for j in jobs if j.host == host]
             by_role = plugin.results(host_jobs)
-            out.update({j.id: by_role[j.role] for j in host_jobs})
+            # As result.json holds it: the fixture's data is the file's schema, not the rig's classes.
+            out.update({j.id: by_role[j.role].model_dump(mode="json") for j in host_jobs})
         return out
     return results
 
@@ -192,21 +193,21 @@ class CheckItem(pytest.Item):
             raise RigBootError(f"no result for role {collector.job.role}")
         r = self.result
         for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached"):
-            self.user_properties.append((key, r.get(key)))
-        for stage, seconds in r["timings"].items():
+            self.user_properties.append((key, getattr(r, key)))
+        for stage, seconds in r.timings.items():
             self.user_properties.append((f"time_{stage}", seconds))
-        self.user_properties.append(("artefacts", str(Path(r["artefacts"]["kernel"]["path"]).name)))
-        self.user_properties.append(("run_dir", r.get("run_dir", "")))
-        if r["verdict"] == "error":
-            raise RigBootError(f"{r['error']} (serial log: {r.get('run_dir', '?')}/serial.log)")
+        self.user_properties.append(("artefacts", str(Path(r.artefacts["kernel"]["path"]).name)))
+        self.user_properties.append(("run_dir", r.run_dir))
+        if r.verdict == "error":
+            raise RigBootError(f"{r.error} (serial log: {r.run_dir or '?'}/serial.log)")
 
     def runtest(self) -> None:
         if self.check == "boot":
             # Booted and collected, but nothing was asked: shown as such, never as a pass.
             pytest.skip(f"unjudged: the scenario has no expectations for role {self.parent.job.role}")
-        (check,) = [c for c in self.result["checks"] if c["name"] == self.check]
-        if not check["passed"]:
-            raise CheckFailed(check["detail"])
+        (check,) = [c for c in self.result.checks if c.name == self.check]
+        if not check.passed:
+            raise CheckFailed(check.detail)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (CheckFailed, RigBootError)):

@@ -33,3 +33,15 @@ def pytest_xdist_auto_num_workers(config):
     while another worker judges, reports or starts Python."""
     import os
     return len(os.sched_getaffinity(0)) + 1
+
+
+def make_result(job: str | None = None, **fields):
+    """A Result for unit tests of its readers: a job of scenario "s" (seabios, 512M,
+    unpatched, passing) with `fields` changed; its job id follows them unless given."""
+    from rig.report.result import Result
+    from rig.spec.matrix import job_id
+    data = dict(scenario="s", kernel="debian-6.1", kernel_role="unpatched", firmware="seabios", dom0_mem="512M",
+                verdict="pass")
+    data.update(fields)
+    data["job"] = job or job_id(data["scenario"], data["firmware"], data["dom0_mem"], data["kernel_role"])
+    return Result(**data)

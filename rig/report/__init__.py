@@ -1,9 +1,8 @@
-"""result.json per kernel and the summary table on stdout."""
+"""The results of a run: each job's Result (result_of; its schema in result.py), the summary table, JUnit."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -11,8 +10,8 @@ from rich.table import Table
 
 from rig.checks.verdict import Analysis, Check, balloon_rules
 from rig.parse import xen as xen_parse
+from rig.report.result import VERDICTS, Result
 from rig.run.single import KernelBoot
-from rig.spec import matrix
 from rig.spec.scenario import Scenario, format_size
 
 
@@ -37,86 +36,83 @@ def outcome(converted_pages: int, scratch: list, relocations: list) -> dict:
                                                            if relocations else "; nothing moved")}
 
 
-def result(scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason: str,
-           analysis: Analysis | None, checks: list[Check], verdict: str, artefacts: dict) -> dict:
+def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason: str,
+           analysis: Analysis | None, checks: list[Check], verdict: str, artefacts: dict) -> Result:
     xen_log = xen_parse.parse(boot.serial) if boot.serial else None
     a = analysis
-    return {
-        "scenario": scenario.name,
-        "kernel": kernel_name,
-        "kernel_role": boot.role,
-        "kernel_release": a.kernel_release if a else None,
-        "accel": boot.plan.accel.name,
-        "accel_reason": accel_reason,
-        "firmware": boot.plan.firmware.name,
-        "dom0_mem": format_size(scenario.xen.dom0_mem),
-        "verdict": verdict,
-        "stage_reached": boot.stage_reached,
-        "failure": boot.failure,
-        "error": boot.error,
-        "relocations": [{"device": r.device, "resource": r.resource, "firmware": _pair(r.firmware),
-                         "final": _pair(r.final), "cause": r.cause, "root_cause": r.root_cause,
-                         "evidence": list(r.evidence)}
-                        for r in (a.relocations if a else [])],
-        "xen_scratch": [list(r) for r in (a.xen_scratch if a else [])],
-        "xen_scratch_overlaps": a.scratch_overlaps if a else [],
-        "unusable": [list(r) for r in (a.unusable if a else [])],
-        "converted_to_ram": [list(r) for r in (a.converted if a else [])],
-        "expected_conversion": [list(r) for r in (a.expected_conversion if a else [])],
-        "balloon": a.balloon if a else None,
+    return Result(
+        job=job_id,
+        scenario=scenario.name,
+        kernel=kernel_name,
+        kernel_role=boot.role,
+        kernel_release=a.kernel_release if a else None,
+        accel=boot.plan.accel.name,
+        accel_reason=accel_reason,
+        firmware=boot.plan.firmware.name,
+        dom0_mem=format_size(scenario.xen.dom0_mem),
+        verdict=verdict,
+        stage_reached=boot.stage_reached,
+        failure=boot.failure,
+        error=boot.error,
+        relocations=[dict(device=r.device, resource=r.resource, firmware=r.firmware, final=r.final, cause=r.cause,
+                          root_cause=r.root_cause, evidence=list(r.evidence)) for r in (a.relocations if a else [])],
+        xen_scratch=a.xen_scratch if a else [],
+        xen_scratch_overlaps=a.scratch_overlaps if a else [],
+        unusable=a.unusable if a else [],
+        converted_to_ram=a.converted if a else [],
+        expected_conversion=a.expected_conversion if a else [],
+        balloon=a.balloon if a else None,
         # The balloon driver's own view (sysfs) and what each kernel rule says it should be.
-        "balloon_driver": ({**dataclasses.asdict(a.balloon_driver), "rules_kb": balloon_rules(a)}
-                           if a and a.balloon_driver else None),
-        "outcome": outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
-        "xen_map_source": a.xen_map_source if a else None,
-        "findings": [{"kind": f.kind, "line": f.line} for f in (a.findings if a else [])],
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
-        "timings": boot.timings,
-        "steps": boot.steps,   # the userspace stage step by step: {"agent": {...}, "rig": {...}}
-        "collected_via": boot.collected_via,   # "ssh" or "serial"
-        "ssh": boot.ssh or None,
-        "failed_attempts": boot.failed_attempts,  # earlier boots of this job that erred (--retries)
-        "pci_resources": a.resources if a else [],
-        "xen": {"version": xen_log.version, "cmdline": xen_log.cmdline, "dom0": xen_log.dom0_kind,
-                "panic": xen_log.panic} if xen_log else None,
-        "dom0_cmdline": boot.plan.dom0_cmdline,
-        "artefacts": artefacts,
-    }
+        balloon_driver=({**dataclasses.asdict(a.balloon_driver), "rules_kb": balloon_rules(a)}
+                        if a and a.balloon_driver else None),
+        outcome=outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
+        xen_map_source=a.xen_map_source if a else None,
+        findings=[dict(kind=f.kind, line=f.line) for f in (a.findings if a else [])],
+        checks=[dict(name=c.name, passed=c.passed, detail=c.detail) for c in checks],
+        timings=boot.timings,
+        steps=boot.steps,
+        collected_via=boot.collected_via,
+        ssh=boot.ssh or None,
+        failed_attempts=boot.failed_attempts,
+        pci_resources=a.resources if a else [],
+        xen=dict(version=xen_log.version, cmdline=xen_log.cmdline, dom0=xen_log.dom0_kind,
+                 panic=xen_log.panic) if xen_log else None,
+        dom0_cmdline=boot.plan.dom0_cmdline,
+        artefacts=artefacts,
+        run_dir=str(boot.run_dir),
+    )
 
 
-def write(run_dir: Path, data: dict) -> Path:
-    data.setdefault("run_dir", str(run_dir))
-    path = run_dir / "result.json"
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return path
+def write(run_dir: Path, data: Result) -> Path:
+    return data.write(run_dir)
 
 
 def _hex(rs) -> str:
     return " ".join(f"{a:#x}-{b:#x}" for a, b in rs) or "-"
 
 
-def _row(r: dict) -> dict[str, str]:
-    failed = [c for c in r["checks"] if not c["passed"]]
-    if r["error"]:
-        why = r["error"]
+def _row(r: Result) -> dict[str, str]:
+    failed = [c for c in r.checks if not c.passed]
+    if r.error:
+        why = r.error
     elif failed:
-        why = "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
+        why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
     else:
-        why = (", ".join(c["name"] for c in r["checks"]) + " held") if r["checks"] else "no expectations"
-    moved = "; ".join(f"{m['device']} {m['resource']} {m['firmware'][0]:#x}->"
-                      + (f"{m['final'][0]:#x}" if m["final"] else "unassigned") for m in r["relocations"])
-    return {"scenario": r["scenario"], "firmware": r["firmware"], "dom0_mem": r["dom0_mem"],
-            "role": r["kernel_role"], "kernel": r["kernel"], "release": r["kernel_release"] or "?",
-            "verdict": r["verdict"], "stage": r["stage_reached"], "moved": moved or "none",
-            "Xen scratch": _hex([tuple(x) for x in r["xen_scratch"]]),
-            "converted pages": str(r["balloon"]["converted_pages"]) if r["balloon"] else "-",
-            "outcome": (r.get("outcome") or {}).get("summary", "-"),
-            "wall s": f"{r['timings'].get('total', 0):.1f}",
-            "why": why + (f" (after {len(r['failed_attempts'])} failed boot(s): "
-                          f"{r['failed_attempts'][0]['error']})" if r.get("failed_attempts") else "")}
+        why = (", ".join(c.name for c in r.checks) + " held") if r.checks else "no expectations"
+    moved = "; ".join(f"{m.device} {m.resource} {m.firmware[0]:#x}->"
+                      + (f"{m.final[0]:#x}" if m.final else "unassigned") for m in r.relocations)
+    return {"scenario": r.scenario, "firmware": r.firmware, "dom0_mem": r.dom0_mem,
+            "role": r.kernel_role, "kernel": r.kernel, "release": r.kernel_release or "?",
+            "verdict": r.verdict, "stage": r.stage_reached, "moved": moved or "none",
+            "Xen scratch": _hex(r.xen_scratch),
+            "converted pages": str(r.balloon.converted_pages) if r.balloon else "-",
+            "outcome": r.outcome.summary if r.outcome else "-",
+            "wall s": f"{r.total_seconds:.1f}",
+            "why": why + (f" (after {len(r.failed_attempts)} failed boot(s): "
+                          f"{r.failed_attempts[0].error})" if r.failed_attempts else "")}
 
 
-def summary(results: list[dict], out_dir: Path, console: Console | None = None) -> None:
+def summary(results: list[Result], out_dir: Path, console: Console | None = None) -> None:
     """A table on a terminal; on a pipe or CI log, one plain key=value line per kernel."""
     console = console or Console(soft_wrap=True)
     rows = [_row(r) for r in results]
@@ -139,48 +135,44 @@ def summary(results: list[dict], out_dir: Path, console: Console | None = None) 
     console.print(verdict_counts(results), markup=False, highlight=False)
 
 
-def verdict_counts(results: list[dict]) -> str:
+def verdict_counts(results: list[Result]) -> str:
     """'jobs: 2 pass, 0 fail, 0 error, 1 unjudged' (unjudged: the scenario asked nothing of it)."""
-    return "jobs: " + ", ".join(f"{sum(r['verdict'] == v for r in results)} {v}" for v in VERDICTS)
+    return "jobs: " + ", ".join(f"{sum(r.verdict == v for r in results)} {v}" for v in VERDICTS)
 
 
-VERDICTS = ("pass", "fail", "error", "unjudged")
-
-
-def job_of(r: dict) -> str:
-    """The job id of a result (results written before "job" existed rebuild it)."""
-    return r.get("job") or matrix.job_id(r["scenario"], r["firmware"], r["dom0_mem"], r["kernel_role"])
-
-
-def junit(results: list[dict], path: Path) -> Path:
-    """JUnit XML for `rig run`/`rig matrix`: one testcase per job x check, named like the
-    pytest plugin's items; a job that did not boot is one <error> testcase, never a pass
-    or a failure. (The same names come from `pytest --rig-scenarios --junitxml`.)"""
+def junit(results: list[Result], path: Path) -> Path:
+    """JUnit XML for `rig run`/`rig matrix`: one testcase per job x check, named by the job
+    id (as the pytest plugin's items); a job that did not boot is one <error> testcase, never
+    a pass or a failure. (The same names come from `pytest --rig-scenarios --junitxml`.)"""
     import xml.etree.ElementTree as ET
 
     suite = ET.Element("testsuite", name="xen-pvh-rig")
     counts = {"tests": 0, "failures": 0, "errors": 0}
     for r in results:
-        name = job_of(r)
-        checks = r["checks"] or [{"name": "boot", "passed": "skipped", "detail": "unjudged: no expectations"}]
-        for c in ([{"name": checks[0]["name"], "passed": None, "detail": r["error"]}] if r["verdict"] == "error"
-                  else checks):
-            case = ET.SubElement(suite, "testcase", classname=f"{r['scenario']}.toml", name=f"{name}::{c['name']}",
-                                 time=f"{r['timings'].get('total', 0):.1f}")
+        # (name, passed: True/False, None for an error, "skipped" for unjudged, detail)
+        if r.verdict == "error":
+            cases = [(r.checks[0].name if r.checks else "boot", None, r.error)]
+        elif not r.checks:
+            cases = [("boot", "skipped", "unjudged: no expectations")]
+        else:
+            cases = [(c.name, c.passed, c.detail) for c in r.checks]
+        for check, passed, detail in cases:
+            case = ET.SubElement(suite, "testcase", classname=f"{r.scenario}.toml", name=f"{r.job}::{check}",
+                                 time=f"{r.total_seconds:.1f}")
             props = ET.SubElement(case, "properties")
             for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached", "run_dir"):
-                ET.SubElement(props, "property", name=key, value=str(r.get(key)))
-            for stage, seconds in r["timings"].items():
+                ET.SubElement(props, "property", name=key, value=str(getattr(r, key)))
+            for stage, seconds in r.timings.items():
                 ET.SubElement(props, "property", name=f"time_{stage}", value=str(seconds))
             counts["tests"] += 1
-            if c["passed"] == "skipped":
-                ET.SubElement(case, "skipped", message=c["detail"])
+            if passed == "skipped":
+                ET.SubElement(case, "skipped", message=detail)
                 counts["skipped"] = counts.get("skipped", 0) + 1
-            elif c["passed"] is None:
-                ET.SubElement(case, "error", message=c["detail"] or "boot failed").text = c["detail"]
+            elif passed is None:
+                ET.SubElement(case, "error", message=detail or "boot failed").text = detail
                 counts["errors"] += 1
-            elif not c["passed"]:
-                ET.SubElement(case, "failure", message=c["detail"]).text = c["detail"]
+            elif not passed:
+                ET.SubElement(case, "failure", message=detail).text = detail
                 counts["failures"] += 1
     for k, v in counts.items():
         suite.set(k, str(v))

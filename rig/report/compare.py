@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rig.errors import InputError, RigError
-from rig.report import job_of
-
-VERDICTS = ("pass", "fail", "error", "unjudged")
+from rig.report import result as result_mod
+from rig.report.result import VERDICTS
 PLAN_FILE = "jobs.json"   # written by every run before it boots: what it was asked to do
 
 
@@ -61,12 +60,12 @@ def read_runs(run_dirs: list[Path]) -> RunContents:
             plan = _read_json(f)
             out.planned |= set(plan["planned"])
             out.matrix |= set(plan["matrix"])
-        for f in results:
-            r = _read_json(f)
-            out.verdicts[job_of(r)] = r["verdict"]
-            out.failures[job_of(r)] = r.get("failure")
+        loaded = [result_mod.load(f) for f in results]
+        for r in loaded:
+            out.verdicts[r.job] = r.verdict
+            out.failures[r.job] = r.failure
         if not plans:  # a run from before plans were written: it planned what it has
-            out.planned |= {job_of(_read_json(f)) for f in results}
+            out.planned |= {r.job for r in loaded}
             out.matrix |= out.planned
     return out
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from rig.parse import e820 as e820_parse
 from rig.parse import iomem as iomem_parse
+from rig.report import result as result_mod
+from rig.report.result import Result
 
 WIDTH, LANE, LABEL = 1100, 22, 150
 COLOURS = {"ram": "#8fd18f", "reserved": "#c8c8c8", "acpi": "#9ec9f0", "nvs": "#9ec9f0",
@@ -21,21 +23,21 @@ COLOURS = {"ram": "#8fd18f", "reserved": "#c8c8c8", "acpi": "#9ec9f0", "nvs": "#
            "scratch": "#b03aa0", "converted": "#3aa05a"}
 
 
-def _lanes(run_dir: Path, result: dict) -> list[tuple[str, list[tuple[int, int, str, str]]]]:
+def _lanes(run_dir: Path, result: Result) -> list[tuple[str, list[tuple[int, int, str, str]]]]:
     """[(lane name, [(start, end, css class, tooltip)])] for one run."""
     e820 = e820_parse.from_memmap((run_dir / "e820.txt").read_text()) if (run_dir / "e820.txt").exists() else []
     tree = iomem_parse.parse((run_dir / "iomem.txt").read_text()) if (run_dir / "iomem.txt").exists() else []
-    moved = {(m["device"], m["resource"]) for m in result["relocations"]}
-    bars = [r for r in result["pci_resources"] if r["kind"] == "mem"]
+    moved = {(m.device, m.resource) for m in result.relocations}
+    bars = [r for r in result.pci_resources if r.kind == "mem"]
     return [
         ("e820", [(e.start, e.end, f"e820-{e.type.split(':')[0]}", f"{e.type}") for e in e820]),
         ("PCI windows", [(w.start, w.end, "window", w.name) for w in iomem_parse.bus_windows(tree)]),
-        ("BARs (firmware)", [(*r["firmware"], "bar", f"{r['device']} {r['resource']}") for r in bars if r["firmware"]]),
-        ("BARs (final)", [(*r["final"], "bar-moved" if (r["device"], r["resource"]) in moved else "bar",
-                           f"{r['device']} {r['resource']}" + (" MOVED" if (r["device"], r["resource"]) in moved else ""))
-                          for r in bars if r["final"]]),
-        ("Xen scratch", [(s, e, "scratch", "Xen scratch") for s, e in result["xen_scratch"]]),
-        ("balloon (converted)", [(s, e, "converted", "UNUSABLE -> RAM") for s, e in result["converted_to_ram"]]),
+        ("BARs (firmware)", [(*r.firmware, "bar", f"{r.device} {r.resource}") for r in bars if r.firmware]),
+        ("BARs (final)", [(*r.final, "bar-moved" if (r.device, r.resource) in moved else "bar",
+                           f"{r.device} {r.resource}" + (" MOVED" if (r.device, r.resource) in moved else ""))
+                          for r in bars if r.final]),
+        ("Xen scratch", [(s, e, "scratch", "Xen scratch") for s, e in result.xen_scratch]),
+        ("balloon (converted)", [(s, e, "converted", "UNUSABLE -> RAM") for s, e in result.converted_to_ram]),
     ]
 
 
@@ -73,51 +75,47 @@ def _css() -> str:
     return "\n".join(rules)
 
 
-def find_results(paths: list[Path]) -> list[tuple[Path, dict]]:
-    found = []
-    for p in paths:
-        for f in sorted(p.rglob("result.json")):
-            found.append((f.parent, json.loads(f.read_text())))
-    return found
+def find_results(paths: list[Path]) -> list[tuple[Path, Result]]:
+    return [(f.parent, result_mod.load(f)) for p in paths for f in sorted(p.rglob("result.json"))]
 
 
 def render(paths: list[Path]) -> str:
     runs = find_results(paths)
-    hosts: dict[tuple, list[tuple[Path, dict]]] = {}
+    hosts: dict[tuple, list[tuple[Path, Result]]] = {}
     for run_dir, r in runs:
-        hosts.setdefault((r["scenario"], r["firmware"], r["dom0_mem"]), []).append((run_dir, r))
+        hosts.setdefault((r.scenario, r.firmware, r.dom0_mem), []).append((run_dir, r))
     legend = "".join(f'<svg width="12" height="12"><rect class="{cls}" width="12" height="12"/></svg> {name} &nbsp; '
                      for cls, name in (("e820-ram", "RAM"), ("e820-unusable", "UNUSABLE"), ("e820-reserved", "reserved"),
                                        ("window", "PCI window"), ("bar", "BAR"), ("bar-moved", "moved BAR"),
                                        ("scratch", "Xen scratch"), ("converted", "balloon RAM")))
     body = [f"<h1>xen-pvh-rig report</h1><p>{len(runs)} runs on {len(hosts)} hosts</p><p>{legend}</p>"]
     for (scenario, firmware, dom0_mem), members in hosts.items():
-        members.sort(key=lambda m: (m[1]["kernel_role"] != "unpatched", m[1]["kernel_role"]))  # reference first
+        members.sort(key=lambda m: (m[1].kernel_role != "unpatched", m[1].kernel_role))  # reference first
         lanes = {run_dir: _lanes(run_dir, r) for run_dir, r in members}
         axis = _axis(lanes.values())
         body.append(f'<section class="host"><h2>{html.escape(scenario)} ({firmware}, dom0_mem={dom0_mem})</h2>')
         for run_dir, r in members:
-            title = f"{r['kernel_role']}: {r['kernel']} {r['kernel_release'] or ''}"
-            body.append(f'<h3>{html.escape(title)} <span class="{r["verdict"]}">{r["verdict"]}</span></h3>')
-            if r["error"]:
-                body.append(f"<p class=error>{html.escape(r['error'])}</p>")
+            title = f"{r.kernel_role}: {r.kernel} {r.kernel_release or ''}"
+            body.append(f'<h3>{html.escape(title)} <span class="{r.verdict}">{r.verdict}</span></h3>')
+            if r.error:
+                body.append(f"<p class=error>{html.escape(r.error)}</p>")
             else:
-                if r.get("outcome"):
-                    body.append(f"<p class=outcome>{html.escape(r['outcome']['summary'])}</p>")
+                if r.outcome:
+                    body.append(f"<p class=outcome>{html.escape(r.outcome.summary)}</p>")
                 body.append(_svg(title, lanes[run_dir], axis))
-                driver = r.get("balloon_driver")
+                driver = r.balloon_driver
                 if driver:
                     body.append("<p class=balloon>balloon driver: " + html.escape(
-                        f"target {driver['target_kb']} KiB, current {driver['current_kb']} KiB, "
-                        f"in balloon {driver['low_kb'] + driver['high_kb']} KiB; by rule: "
-                        + ", ".join(f"{k} {v} KiB" for k, v in driver["rules_kb"].items())) + "</p>")
-                for f in r.get("findings", []):
-                    body.append(f"<p class=finding>{html.escape(f['kind'])}: {html.escape(f['line'])}</p>")
-            for m in r["relocations"]:
-                body.append(f"<p>{html.escape(m['device'])} {html.escape(m['resource'])}: {html.escape(m['cause'])}</p>")
-                body.append("<pre>" + html.escape("\n".join(m["evidence"])) + "</pre>")
-            body.append("<ul>" + "".join(f'<li class="{"pass" if c["passed"] else "fail"}">{html.escape(c["name"])}: '
-                                         f'{html.escape(c["detail"])}</li>' for c in r["checks"]) + "</ul>")
+                        f"target {driver.target_kb} KiB, current {driver.current_kb} KiB, "
+                        f"in balloon {(driver.low_kb or 0) + (driver.high_kb or 0)} KiB; by rule: "
+                        + ", ".join(f"{k} {v} KiB" for k, v in driver.rules_kb.items())) + "</p>")
+                for f in r.findings:
+                    body.append(f"<p class=finding>{html.escape(f.kind)}: {html.escape(f.line)}</p>")
+            for m in r.relocations:
+                body.append(f"<p>{html.escape(m.device)} {html.escape(m.resource)}: {html.escape(m.cause or '')}</p>")
+                body.append("<pre>" + html.escape("\n".join(m.evidence)) + "</pre>")
+            body.append("<ul>" + "".join(f'<li class="{"pass" if c.passed else "fail"}">{html.escape(c.name)}: '
+                                         f'{html.escape(c.detail)}</li>' for c in r.checks) + "</ul>")
         body.append("</section>")
     return (f"<!doctype html><html><head><meta charset=utf-8><title>xen-pvh-rig report</title>"
             f"<style>{_css()}</style></head><body>{''.join(body)}</body></html>\n")
@@ -131,6 +129,7 @@ def write(paths: list[Path], out_dir: Path) -> Path:
     """report.html and report.json (a summary of every result below `paths`)."""
     out = out_dir / "report.html"
     out.write_text(render(paths))
-    summary = [{k: r.get(k) for k in SUMMARY_KEYS} for _, r in find_results(paths)]
+    summary = [{k: d[k] for k in SUMMARY_KEYS}
+               for d in (r.model_dump(mode="json") for _, r in find_results(paths))]
     (out_dir / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
     return out

@@ -21,6 +21,7 @@ from rig.report import compare
 from rig.artefacts import initramfs, kernel_build
 from rig.spec import matrix, platform
 from rig import report
+from rig.report.result import Result
 from rig.spec import plan as plan_mod
 from rig.artefacts.store import DEBIAN_KERNELS, Artefact, Cache, GuestTools
 from rig.checks import verdict as verdict_mod
@@ -266,7 +267,7 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
 
     live = single.LiveHosts()
     boots: list[single.KernelBoot | None] = [None] * len(jobs)
-    results: list[dict | None] = [None] * len(jobs)
+    results: list[Result | None] = [None] * len(jobs)
 
     def judge_host_when_complete(host) -> None:
         # Judged as soon as every kernel of the host is back, so an interrupted matrix
@@ -300,15 +301,18 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     return _summarise(results, out_dir)
 
 
-def _summarise(results: list[dict], out_dir: Path) -> list[dict]:
+SUMMARY_FIELDS = ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release",
+                  "verdict", "stage_reached", "error")
+
+
+def _summarise(results: list[Result], out_dir: Path) -> list[Result]:
     (out_dir / "summary.json").write_text(json.dumps(
-        [{k: r[k] for k in ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kernel", "kernel_release",
-                            "verdict", "stage_reached", "error")} for r in results], indent=1) + "\n")
+        [{k: getattr(r, k) for k in SUMMARY_FIELDS} for r in results], indent=1) + "\n")
     return results
 
 
 def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job, single.KernelBoot]],
-          art: Artefacts, accel_reason: str, options: Options) -> dict:
+          art: Artefacts, accel_reason: str, options: Options) -> Result:
     analysis, checks = None, []
     if boot.error is None:
         try:
@@ -325,18 +329,17 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
                  "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
     if job.kernel in options.user_modules:
         artefacts["modules"] = str(options.user_modules[job.kernel])
-    data = report.result(job.scenario, boot, job.kernel, accel_reason, analysis, checks,
-                         verdict_mod.verdict(boot.error, checks), artefacts)
-    data["job"] = job.id
+    data = report.result_of(job.id, job.scenario, boot, job.kernel, accel_reason, analysis, checks,
+                            verdict_mod.verdict(boot.error, checks), artefacts)
     try:
         _write_job(job, boot, data, artefacts, art, options)
     except OSError as exc:  # a full or unwritable --out: the verdict cannot be kept, so it is no verdict
-        data.update(verdict="error", failure="internal",
-                    error=f"internal error: cannot write the job's results: {exc} (traceback not saved)")
+        data.verdict, data.failure = "error", "internal"
+        data.error = f"internal error: cannot write the job's results: {exc} (traceback not saved)"
     return data
 
 
-def _write_job(job: matrix.Job, boot: single.KernelBoot, data: dict, artefacts: dict, art: Artefacts,
+def _write_job(job: matrix.Job, boot: single.KernelBoot, data: Result, artefacts: dict, art: Artefacts,
                options: Options) -> None:
     report.write(boot.run_dir, data)
     bundle.write(boot.run_dir, bundle.make(
@@ -355,10 +358,10 @@ def _xen_map(job: matrix.Job, boot: single.KernelBoot,
     return verdict_mod.xen_map(serials, job.dom0_mem)
 
 
-def exit_code(results: list[dict]) -> int:
+def exit_code(results: list[Result]) -> int:
     """3 if anything was not judged because it erred (or nothing ran); else 1 if an
     expectation failed; else 0 (every expectation held, or a role had none: unjudged)."""
-    verdicts = {r["verdict"] for r in results}
+    verdicts = {r.verdict for r in results}
     if "error" in verdicts or not results:
         return EXIT_ERROR
     return EXIT_EXPECTATION_FAILED if "fail" in verdicts else EXIT_OK

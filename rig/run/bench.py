@@ -34,7 +34,8 @@ from rig.run import cores, single, batch
 from rig.artefacts import initramfs
 from rig.spec import matrix, plan as plan_mod, platform
 from rig.artefacts.store import Cache
-from rig.errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK
+from rig.errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, RigError
+from rig.report import result as result_mod
 from rig.host import open_host
 from rig.spec.scenario import Scenario
 
@@ -203,14 +204,14 @@ def _rounds(rounds: int, jobs: list[matrix.Job], pair: list[matrix.Job], floor_p
                 r.verdicts[job.id] = f"exit {r.ab_exit}"
                 continue
             try:
-                result = json.loads((ab_out / job.rel_dir / "result.json").read_text())
-            except (OSError, ValueError):
+                result = result_mod.load(ab_out / job.rel_dir / "result.json")
+            except RigError:
                 r.verdicts[job.id] = "missing"
                 continue
-            r.verdicts[job.id] = result["verdict"]
-            r.totals[job.id] = result["timings"].get("total")
-            r.stages[job.id] = result["timings"]
-            r.steps[job.id] = result.get("steps") or {}
+            r.verdicts[job.id] = result.verdict
+            r.totals[job.id] = result.timings.get("total")
+            r.stages[job.id] = result.timings
+            r.steps[job.id] = result.steps
         done.append(r)
         (out_dir / "rounds.json").write_text(json.dumps([dataclasses.asdict(x) for x in done], indent=1) + "\n")
     return done

@@ -17,6 +17,7 @@ from pathlib import Path
 from rig import __version__
 from rig.artefacts.store import Artefact, Cache
 from rig.errors import ArtefactError, InputError
+from rig.report.result import Result
 from rig.spec.scenario import Scenario
 
 FORMAT = 1
@@ -163,14 +164,14 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     return Resolved(scenario, {name: kernel}, xen, art.get("tools") or {}, mismatches)
 
 
-def compare(original: dict, replayed: dict) -> list[str]:
-    """What differs between two result.json of the same job: verdict, firmware and final BARs."""
+def compare(original: Result, replayed: Result) -> list[str]:
+    """What differs between two results of the same job: verdict, firmware and final BARs."""
     out = []
-    if original.get("verdict") != replayed.get("verdict"):
-        out.append(f"verdict: {original.get('verdict')} -> {replayed.get('verdict')}")
+    if original.verdict != replayed.verdict:
+        out.append(f"verdict: {original.verdict} -> {replayed.verdict}")
     for which in ("firmware", "final"):
-        a = {(r["device"], r["resource"]): r[which] for r in original.get("pci_resources", [])}
-        b = {(r["device"], r["resource"]): r[which] for r in replayed.get("pci_resources", [])}
+        a = {(r.device, r.resource): getattr(r, which) for r in original.pci_resources}
+        b = {(r.device, r.resource): getattr(r, which) for r in replayed.pci_resources}
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 out.append(f"{which} {key[0]} {key[1]}: {_span(a.get(key))} -> {_span(b.get(key))}")

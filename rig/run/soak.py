@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from rig.run import batch
-from rig.errors import EXIT_ERROR, EXIT_OK, InputError
+from rig.errors import EXIT_ERROR, EXIT_OK, InputError, RigError
+from rig.report import result as result_mod
 from rig.spec.scenario import Scenario
 
 ROUND_PREFIX = "round-"
@@ -103,22 +104,21 @@ def summarize(out_dir: Path) -> dict[str, KernelTally]:
         found = set()
         for path in sorted(round_dir.glob("**/result.json")):
             try:
-                r = json.loads(path.read_text())
-                job, role, kernel, verdict = r["job"], r["kernel_role"], r["kernel"], r["verdict"]
-            except (ValueError, KeyError):  # counted below as its planned job's missing result
+                r = result_mod.load(path)
+            except RigError:  # counted below as its planned job's missing result
                 if not planned:
                     missing.append((f"{path.parent.name} (unreadable {path.name})", round_dir))
                 continue
-            found.add(job)
-            t = tallies.setdefault(job, KernelTally(job, role, kernel))
-            for attempt in r.get("failed_attempts") or []:
-                _count_error(t, attempt["failure"], attempt["run_dir"])
-            if verdict == "error":
-                _count_error(t, r.get("failure") or "unknown", str(path.parent))
+            found.add(r.job)
+            t = tallies.setdefault(r.job, KernelTally(r.job, r.kernel_role, r.kernel))
+            for attempt in r.failed_attempts:
+                _count_error(t, attempt.failure or "unknown", attempt.run_dir)
+            if r.verdict == "error":
+                _count_error(t, r.failure or "unknown", str(path.parent))
             else:
-                t.outcomes[verdict] += 1
-                if r["timings"].get("total"):
-                    t.totals.append(r["timings"]["total"])
+                t.outcomes[r.verdict] += 1
+                if r.total_seconds:
+                    t.totals.append(r.total_seconds)
         missing += [(job, round_dir) for job in planned if job not in found]
     for job, round_dir in missing:
         t = tallies.setdefault(job, KernelTally(job, "?", "?"))

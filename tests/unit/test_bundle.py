@@ -7,6 +7,7 @@ import pytest
 from rig.run import bundle
 from rig import cli
 from rig.errors import EXIT_BAD_INPUT, InputError
+from tests.conftest import make_result
 
 
 def test_argv_paths_become_placeholders_longest_first():
@@ -20,8 +21,9 @@ def test_argv_paths_become_placeholders_longest_first():
 
 
 def _result(verdict, firmware, final):
-    return {"verdict": verdict, "pci_resources": [
-        {"device": "0000:00:01.0", "resource": "BAR 2", "firmware": firmware, "final": final}]}
+    return make_result(verdict=verdict, pci_resources=[
+        {"device": "0000:00:01.0", "resource": "BAR 2", "index": 2, "kind": "mem", "prefetch": True,
+         "firmware": firmware, "final": final}])
 
 
 def test_compare_names_verdict_and_bar_differences():

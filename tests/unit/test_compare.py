@@ -5,6 +5,7 @@ import pytest
 from rig import cli
 from rig.report import compare
 from rig.errors import InputError
+from tests.conftest import make_result
 
 A, B, C = "a[seabios-512M-unpatched]", "a[seabios-512M-patched]", "c[seabios-512M-unpatched]"
 
@@ -17,7 +18,7 @@ def _run(tmp_path, results: dict[str, str], planned=None, matrix=None, name="run
     compare.write_plan(run, planned, planned if matrix is None else matrix, None)
     for i, (job, verdict) in enumerate(results.items()):
         (run / str(i)).mkdir()
-        (run / str(i) / "result.json").write_text(json.dumps({"job": job, "verdict": verdict}))
+        (run / str(i) / "result.json").write_text(make_result(job=job, verdict=verdict).model_dump_json())
     return run
 
 
@@ -94,8 +95,8 @@ def test_bad_baseline(tmp_path):
 
 def test_a_known_error_of_a_named_class_must_stay_that_class(tmp_path):
     run = _run(tmp_path, {A: "error"})
-    (tmp_path / "run" / "0" / "result.json").write_text(json.dumps({"job": A, "verdict": "error",
-                                                                     "failure": "internal"}))
+    (tmp_path / "run" / "0" / "result.json").write_text(
+        make_result(job=A, verdict="error", failure="internal").model_dump_json())
     contents = compare.read_runs([run])
     assert compare.changes({A: "error:xen-panic"}, contents) == [f"{A}: error:xen-panic -> error:internal"]
     assert compare.changes({A: "error"}, contents) == []          # any error, as the baseline says

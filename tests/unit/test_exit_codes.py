@@ -9,10 +9,11 @@ import pytest
 from rig import cli, report
 from rig.run import batch
 from rig.checks import verdict
+from tests.conftest import make_result
 
 
 def _r(verdict):
-    return {"verdict": verdict}
+    return make_result(verdict=verdict)
 
 
 def test_exit_codes():
@@ -33,8 +34,7 @@ def test_a_role_with_no_expectations_is_unjudged_not_pass():
 
 
 def test_unjudged_is_skipped_in_junit_not_passed(tmp_path):
-    r = {"scenario": "s", "firmware": "seabios", "kernel": "k", "kernel_role": "unpatched", "dom0_mem": "512M", "verdict": "unjudged",
-         "checks": [], "error": None, "timings": {"total": 1.0}}
+    r = make_result(verdict="unjudged", checks=[], timings={"total": 1.0})
     text = report.junit([r], tmp_path / "j.xml").read_text()
     assert 'skipped="1"' in text and "<skipped" in text and 'failures="0"' in text
 

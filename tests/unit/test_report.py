@@ -3,13 +3,12 @@
 import xml.etree.ElementTree as ET
 
 from rig import report
+from tests.conftest import make_result
 
 
 def _result(verdict, checks, error=None, firmware="seabios"):
-    return {"scenario": "s", "kernel": "debian-6.1", "kernel_role": "unpatched", "dom0_mem": "512M",
-            "firmware": firmware, "verdict": verdict,
-            "checks": checks, "error": error, "timings": {"total": 12.5}, "kernel_release": "6.1.0",
-            "accel": "tcg", "stage_reached": "collected", "run_dir": "/x"}
+    return make_result(firmware=firmware, verdict=verdict, checks=checks, error=error, timings={"total": 12.5},
+                       kernel_release="6.1.0", stage_reached="collected", run_dir="/x")
 
 
 def test_junit_cases_failures_and_errors(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 from rig.run import soak
 from rig.errors import InputError
+from tests.conftest import make_result
 
 
 def _round(base, n, results, planned=None):
@@ -16,7 +17,7 @@ def _round(base, n, results, planned=None):
         job = f"s[seabios-512M-{r['kernel_role']}]"
         ids.append(job)
         (d / r["kernel_role"]).mkdir()
-        (d / r["kernel_role"] / "result.json").write_text(json.dumps({"job": job, **r}))
+        (d / r["kernel_role"] / "result.json").write_text(make_result(job=job, **r).model_dump_json())
     (d / "jobs.json").write_text(json.dumps({"planned": planned or ids, "matrix": planned or ids, "shard": None}))
 
 
@@ -28,7 +29,8 @@ def _r(role, verdict, total=30.0, failure=None, failed_attempts=()):
 def test_counts_per_kernel_with_failure_classes_and_times(tmp_path):
     _round(tmp_path, 1, [_r("a", "pass", 30), _r("b", "pass", 40)])
     _round(tmp_path, 2, [_r("a", "error", 12, "dom0-triple-fault"), _r("b", "fail", 42)])
-    _round(tmp_path, 3, [_r("a", "pass", 34, failed_attempts=[{"failure": "hang", "run_dir": "x"}]),
+    _round(tmp_path, 3, [_r("a", "pass", 34, failed_attempts=[{"error": "hang at stage dom0", "failure": "hang", "stage_reached": "dom0",
+                                               "run_dir": "x"}]),
                          _r("b", "pass", 38)])
     t = soak.summarize(tmp_path)
     a, b = t["s[seabios-512M-a]"].as_dict(), t["s[seabios-512M-b]"].as_dict()

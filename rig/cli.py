@@ -30,6 +30,7 @@ from rig.report.result import Result
 from rig.spec import matrix, platform
 from rig.guest import console as console_mod
 from rig.guest import protocol
+from rig.host import BACKEND_NAMES
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
 from rig.artefacts.store import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
@@ -81,12 +82,6 @@ def _options(args, workers: int) -> batch.Options:
         user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
         roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
         collect_via=args.collect, backend=args.backend)
-    if args.retries < 0:
-        raise InputError(f"--retries {args.retries}: must be 0 or more")
-    if args.timeout_scale <= 0:
-        raise InputError(f"--timeout-scale {args.timeout_scale}: must be positive")
-    if workers < 0:
-        raise InputError(f"--workers {workers}: must be 0 (one boot per host's worth of cores) or more")
     for name, path in options.user_modules.items():
         if name not in options.user_kernels:
             raise InputError(f"--modules {name}={path}: no --kernel {name}=PATH given")
@@ -401,28 +396,49 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _run_options(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
-    cmd.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
-    cmd.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
-                     help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")
-    cmd.add_argument("--modules", action="append", default=[], metavar="NAME=DIR",
-                     help="the modules directory of a --kernel")
-    cmd.add_argument("--xen", type=Path, help="a user hypervisor (xen.gz or gunzipped)")
-    cmd.add_argument("--only", action="append", metavar="ROLE", help="run only this kernel role (repeatable)")
-    cmd.add_argument("--timeout-scale", type=float, default=1.0, metavar="X",
-                     help="multiply every stage timeout by X (default 1; stage limits are in docs)")
-    cmd.add_argument("--no-fetch", action="store_true", help="fail instead of downloading missing artefacts")
-    cmd.add_argument("--retries", type=int, default=0, metavar="N",
-                     help="boot a job again up to N times after an error (guest flakes under TCG); "
-                          "failed attempts are kept as <role>.failed-K/ and listed in result.json")
-    cmd.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")
-    cmd.add_argument("--backend", choices=["qemu", "libvirt"],
-                     help="run QEMU directly (default) or through libvirtd (qemu:///system, or $RIG_LIBVIRT_URI); "
-                          "default: the scenario's [host] backend")
-    cmd.add_argument("--collect", choices=["auto", "serial", "both"], default="auto",
-                     help="how artefacts leave dom0: auto = SSH, the serial console if SSH fails (default); "
-                          "both = SSH judged, serial kept in via-serial/ and compared")
+# Every option that more than one command takes, declared once: name -> (flags, argparse
+# settings). A command lists the ones it takes; `_option(cmd, name, **changes)` adapts one
+# (rig repro defaults to the bundle's values).
+OPTIONS = {
+    "out": (("--out",), dict(type=Path, help="output directory (default runs/<timestamp>-<name>/)")),
+    "accel": (("--accel",), dict(default="auto", choices=["auto", *platform.ACCELS])),
+    "kernel": (("--kernel",), dict(action="append", default=[], metavar="NAME=PATH",
+                                   help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")),
+    "modules": (("--modules",), dict(action="append", default=[], metavar="NAME=DIR",
+                                     help="the modules directory of a --kernel")),
+    "xen": (("--xen",), dict(type=Path, help="a user hypervisor (xen.gz or gunzipped)")),
+    "only": (("--only",), dict(action="append", metavar="ROLE", help="run only this kernel role (repeatable)")),
+    "timeout-scale": (("--timeout-scale",), dict(type=float, default=1.0, metavar="X",
+                                                 help="multiply every stage timeout by X (default 1; stage limits "
+                                                      "are in docs)")),
+    "no-fetch": (("--no-fetch",), dict(action="store_true",
+                                       help="fail instead of downloading missing artefacts")),
+    "retries": (("--retries",), dict(type=int, default=0, metavar="N",
+                                     help="boot a job again up to N times after an error (guest flakes under TCG); "
+                                          "failed attempts are kept as <role>.failed-K/ and listed in result.json")),
+    "junit": (("--junit",), dict(type=Path, metavar="FILE", help="JUnit XML path (default: <out>/junit.xml)")),
+    "backend": (("--backend",), dict(choices=list(BACKEND_NAMES),
+                                     help="run QEMU directly (default) or through libvirtd (qemu:///system, or "
+                                          "$RIG_LIBVIRT_URI); default: the scenario's [host] backend")),
+    "collect": (("--collect",), dict(choices=list(single.COLLECT_VIA), default="auto",
+                                     help="how artefacts leave dom0: auto = SSH, the serial console if SSH fails "
+                                          "(default); both = SSH judged, serial kept in via-serial/ and compared")),
+    "workers": (("--workers",), dict(type=int, default=0, metavar="N",
+                                     help="boots at once (default: the cores / the biggest host's vCPUs; every boot "
+                                          "also holds its vCPUs' worth of the machine's core slots)")),
+}
+RUN_OPTIONS = ("out", "accel", "kernel", "modules", "xen", "only", "timeout-scale", "no-fetch", "retries", "junit",
+               "backend", "collect", "workers")   # rig run, matrix and soak
+
+
+def _option(cmd: argparse.ArgumentParser, name: str, **changes) -> None:
+    flags, settings = OPTIONS[name]
+    cmd.add_argument(*flags, **{**settings, **changes})
+
+
+def _options_of(cmd: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        _option(cmd, name)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -434,10 +450,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="boot every kernel of a scenario and judge it")
     run.add_argument("scenario", type=Path)
-    _run_options(run)
-    run.add_argument("--workers", type=int, default=0,
-                     help="boots at once (default: the cores / the host's vCPUs; every boot also "
-                          "holds its vCPUs' worth of the machine's core slots)")
+    _options_of(run, *RUN_OPTIONS)
     run.add_argument("--keep", action="store_true",
                      help="leave each host running after collection until Ctrl-C (reach it with `rig ssh`)")
     run.set_defaults(func=cmd_run)
@@ -447,11 +460,7 @@ def parser() -> argparse.ArgumentParser:
     shell.add_argument("--kernel", metavar="NAME", help="a role of the scenario or a kernel name (default: first role)")
     shell.add_argument("--firmware", help="which firmware variant (default: the first)")
     shell.add_argument("--dom0-mem", metavar="SIZE", help="which dom0_mem variant (default: the first)")
-    shell.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
-    shell.add_argument("--accel", default="auto", choices=["auto", *platform.ACCELS])
-    shell.add_argument("--timeout-scale", type=float, default=1.0, metavar="X")
-    shell.add_argument("--no-fetch", action="store_true")
-    shell.add_argument("--collect", choices=["auto", "serial", "both"], default="auto")
+    _options_of(shell, "out", "accel", "timeout-scale", "no-fetch", "collect")
     shell.set_defaults(func=cmd_shell)
 
     ssh = sub.add_parser("ssh", help="SSH into the dom0 of a run kept with --keep (or run one command)")
@@ -462,24 +471,19 @@ def parser() -> argparse.ArgumentParser:
 
     repro = sub.add_parser("repro", help="replay a run's job from its bundle.json, exactly")
     repro.add_argument("bundle", type=Path, help="bundle.json, its job directory, or a run with one job")
-    repro.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-<name>/)")
-    repro.add_argument("--accel", choices=list(platform.ACCELS), help="default: the bundle's")
-    repro.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH",
-                       help="where a user kernel of the bundle is on this machine")
+    _option(repro, "out")
+    _option(repro, "accel", choices=list(platform.ACCELS), default=None, help="default: the bundle's")
+    _option(repro, "kernel", help="where a user kernel of the bundle is on this machine")
     repro.add_argument("--allow-mismatch", action="store_true",
                        help="boot even if an artefact's sha256 differs from the bundle's")
-    repro.add_argument("--timeout-scale", type=float, metavar="X", help="default: the bundle's")
-    repro.add_argument("--retries", type=int, default=0, metavar="N")
-    repro.add_argument("--no-fetch", action="store_true")
+    _option(repro, "timeout-scale", default=None, help="default: the bundle's")
+    _options_of(repro, "retries", "no-fetch")
     repro.set_defaults(func=cmd_repro)
 
     mat = sub.add_parser("matrix", help="scenario x firmware x dom0_mem x kernel on a pool of workers")
     mat.add_argument("scenarios", nargs="+", type=Path)
     mat.add_argument("--shard", metavar="I/N", help="run only shard I of N (whole hosts, deterministic)")
-    _run_options(mat)
-    mat.add_argument("--workers", type=int, default=0,
-                     help="boots at once (default: the cores / the biggest host's vCPUs; every boot "
-                          "also holds its vCPUs' worth of the machine's core slots)")
+    _options_of(mat, *RUN_OPTIONS)
     mat.set_defaults(func=cmd_matrix)
 
     bench_ = sub.add_parser("bench", help="time the rig against bare QEMU with the same argv (floors, the A/B, "
@@ -487,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     bench_.add_argument("scenario", type=Path, nargs="?", default=Path("scenarios/bar-clash-64bit.toml"),
                         help="the A/B to time (default: the default scenario)")
     bench_.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians (default 3)")
-    bench_.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-bench-<name>/)")
+    _option(bench_, "out", help="output directory (default runs/<timestamp>-bench-<name>/)")
     bench_.add_argument("--ab-command", metavar="CMD", help="the command timed as the A/B, given --out DIR "
                         "(default: rig run SCENARIO; ci/bench.sh times ./bootstrap.sh ab)")
     bench_.add_argument("--no-firmware-pair", action="store_true",
@@ -502,8 +506,7 @@ def parser() -> argparse.ArgumentParser:
                                         "boot times per kernel (the flake rate)")
     soak_.add_argument("rounds", type=int, nargs="?", default=10, help="runs of the scenario (default 10)")
     soak_.add_argument("scenario", type=Path, nargs="?", help="the scenario to boot (needed unless --summarize)")
-    _run_options(soak_)
-    soak_.add_argument("--workers", type=int, default=0, help="boots at once (default: as rig run)")
+    _options_of(soak_, *RUN_OPTIONS)
     soak_.add_argument("--summarize", type=Path, metavar="DIR", help="count an existing soak directory again "
                        "(exit 0: every boot reached a verdict; 3: a boot erred)")
     soak_.set_defaults(func=cmd_soak)
@@ -543,7 +546,7 @@ def parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check scenario files without booting anything")
     validate.add_argument("scenarios", nargs="+", type=Path)
-    validate.add_argument("--kernel", action="append", default=[], metavar="NAME=PATH")
+    _option(validate, "kernel")
     validate.set_defaults(func=cmd_validate)
     return p
 

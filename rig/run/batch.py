@@ -51,6 +51,17 @@ class Options:
     pinned_xen: Artefact | None = None
     backend: str | None = None       # "qemu" | "libvirt"; None: the scenario's [host] backend
 
+    def __post_init__(self) -> None:
+        # Every front end (rig run, shell, repro, bench, the pytest plugin) gets the same refusals.
+        if self.retries < 0:
+            raise InputError(f"--retries {self.retries}: must be 0 or more")
+        if self.timeout_scale <= 0:
+            raise InputError(f"--timeout-scale {self.timeout_scale}: must be positive")
+        if self.workers < 0:
+            raise InputError(f"--workers {self.workers}: must be 0 (one boot per host's worth of cores) or more")
+        if self.collect_via not in single.COLLECT_VIA:
+            raise InputError(f"--collect {self.collect_via}: want one of {', '.join(single.COLLECT_VIA)}")
+
 
 def default_workers(jobs: list[matrix.Job] | None = None) -> int:
     """Boots this rig starts at once: the cores divided by the vCPUs of the biggest host.

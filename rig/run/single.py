@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 QMP_ANSWER_LIMIT = 30.0   # seconds for QEMU's monitor to answer query-pci, before --timeout-scale
 
 
+COLLECT_VIA = ("auto", "serial", "both")   # SSH with the console as fallback; the console only; both, compared
+
+
 def qmp_limit(scale: float) -> float:
     """Seconds a query-pci may take at this timeout scale. QEMU's main loop answers it in
     milliseconds; the limit follows the stage limits' scale but never drops under 5 s."""

@@ -99,3 +99,23 @@ def test_interrupted_still_unwinds_a_boot(tmp_path, monkeypatch):
 def test_the_monitor_limit_follows_the_timeout_scale_down_to_5_s():
     from rig.run.single import qmp_limit
     assert [qmp_limit(s) for s in (0.05, 0.1, 0.2, 0.5, 3)] == [5.0, 5.0, 6.0, 15.0, 90.0]
+
+
+@pytest.mark.parametrize("command", ["run", "shell", "matrix"])
+@pytest.mark.parametrize("option, value, says", [("--timeout-scale", "0", "--timeout-scale 0.0: must be positive"),
+                                                 ("--timeout-scale", "-1", "--timeout-scale -1.0: must be positive")])
+def test_a_bad_option_is_refused_the_same_by_every_command(capsys, command, option, value, says):
+    from pathlib import Path
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml"
+    assert cli.main([command, str(scenario), option, value]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("option, value, says", [("--retries", "-1", "--retries -1: must be 0 or more"),
+                                                 ("--workers", "-2", "--workers -2: must be 0")])
+def test_bad_run_options_are_one_line_exit_2(capsys, option, value, says):
+    from pathlib import Path
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml"
+    assert cli.main(["run", str(scenario), option, value]) == 2
+    assert says in capsys.readouterr().err

@@ -33,7 +33,8 @@ from rig.guest import protocol
 from rig.host import BACKEND_NAMES
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
-from rig.artefacts.store import DEBIAN_KERNELS, GUEST_PACKAGES, Cache
+from rig.artefacts.archive import DEBIAN_KERNELS, GUEST_PACKAGES
+from rig.artefacts.store import Cache
 from rig.errors import EXIT_ERROR, ArtefactError, InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from rig.artefacts.store import Artefact, Cache, GuestTools, sha256_file
+from rig.artefacts.archive import GuestTools
+from rig.artefacts.store import Artefact, Cache, sha256_file
 from rig.errors import ArtefactError, CorruptArtefactError
 
 GUESTS = Path(__file__).resolve().parents[2] / "guests"

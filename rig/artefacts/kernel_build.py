@@ -196,7 +196,7 @@ def _debian_source(package: str, cache: Cache, progress: Progress) -> tuple[Path
         if Path(rec["tree"]).is_dir():
             return Path(rec["tree"]), f"debian:{package}={rec['version']}"
     with cache.locked():
-        apt = cache._apt()
+        apt = cache.apt()
         apt.update()
         base.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=base) as tmp:

@@ -23,7 +23,8 @@ from rig.spec import matrix, platform
 from rig import report
 from rig.report.result import Result
 from rig.spec import plan as plan_mod
-from rig.artefacts.store import DEBIAN_KERNELS, Artefact, Cache, GuestTools
+from rig.artefacts.archive import DEBIAN_KERNELS, GuestTools
+from rig.artefacts.store import Artefact, Cache
 from rig.checks import verdict as verdict_mod
 from rig.errors import EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, ArtefactError, CollectError, InputError, LaunchError, ScenarioError
 from rig.host import qemu_argv
@@ -261,9 +262,10 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         for attempt in range(options.retries + 1):
             with cores.held(bplan.cpus, lambda msg: say(None, msg), cancelled=lambda: live.cancelled):
                 say(None, f"booting {job.kernel}" + (f" (attempt {attempt + 1})" if attempt else ""))
-                b = single.boot(bplan, job.role, art.kernels[job.kernel], run_dir, say, options.timeout_scale, live,
-                                collect_via=options.collect_via, after=options.after, keep=options.keep,
-                                backend=options.backend or job.scenario.host.backend)
+                b = single.boot(bplan, job.role, art.kernels[job.kernel], run_dir, single.HowToBoot(
+                    backend=options.backend or job.scenario.host.backend, timeout_scale=options.timeout_scale,
+                    collect_via=options.collect_via, progress=say, live=live, keep=options.keep,
+                    after=options.after))
             say(None, f"error: {b.error}" if b.error else f"collected in {b.timings['total']:.1f} s")
             if b.error is None or attempt == options.retries or live.cancelled:
                 break

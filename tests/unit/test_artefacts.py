@@ -6,8 +6,15 @@ import subprocess
 import pytest
 
 from rig.artefacts import initramfs
-from rig.artefacts.store import AptSource, Artefact, Cache, newest, parse_sources, rig_sources, sha256_file
+from rig.artefacts.apt import AptSource, newest, parse_sources
+from rig.artefacts.apt import rig_sources as _rig_sources
+from rig.artefacts.archive import CODENAME
+from rig.artefacts.store import Artefact, Cache, sha256_file
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
+
+
+def rig_sources(sources):
+    return _rig_sources(sources, CODENAME)   # the codename the rig's kernels come from
 
 DEB822 = """Types: deb
 URIs: http://mirror.example/pub/debian

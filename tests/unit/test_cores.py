@@ -72,7 +72,7 @@ def test_more_vcpus_than_cores_take_every_core(two_cores):
 
 
 def test_a_killed_holder_frees_its_slot(two_cores, monkeypatch):
-    holder = subprocess.Popen([sys.executable, "-c", "from rig import cores\nimport time\n"
+    holder = subprocess.Popen([sys.executable, "-c", "from rig.run import cores\nimport time\n"
                                "with cores.held(2):\n    print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:

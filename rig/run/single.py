@@ -104,118 +104,159 @@ class KeptHosts(contextlib.ExitStack):
         return [h for h in self.hosts if not h.wait_exit(0)]
 
 
+@dataclass
+class HowToBoot:
+    """How a boot runs, apart from what it boots (the plan)."""
+
+    backend: str = "qemu"                  # "qemu" | "libvirt"
+    timeout_scale: float = 1.0             # times the plan's own scale (the accelerator's)
+    collect_via: str = "auto"              # COLLECT_VIA
+    progress: Progress = lambda role, msg: None
+    live: LiveHosts | None = None          # registered here while it runs (Ctrl-C stops them all)
+    keep: KeptHosts | None = None          # leave the host running in here after collection
+    after: Callable[[Host, KernelBoot], None] | None = None   # run on the live host instead of stopping it
+
+
 def boot(bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path,
-         progress: Progress = lambda role, msg: None, timeout_scale: float = 1.0,
-         live: LiveHosts | None = None, collect_via: str = "auto",
-         after: Callable[[Host, KernelBoot], None] | None = None,
-         keep: KeptHosts | None = None, backend: str = "qemu") -> KernelBoot:
+         how: HowToBoot = HowToBoot()) -> KernelBoot:
     """Boot, collect (SSH when dom0 offers it, else or also the serial console), read QEMU's
     final PCI state, then stop the host, or call `after` (a shell), or leave the host running
-    in `keep` (closed by the caller) once everything is collected."""
-    result = KernelBoot(role, kernel, run_dir, bplan)
-    transcript = console.Transcript()
-    started = time.monotonic()
-    entered: dict[str, float] = {}
-    scale = bplan.timeout_scale * timeout_scale
-    monitor_limit = qmp_limit(scale)
+    in `keep` (closed by the caller) once everything is collected. Never raises for what the
+    guest or the host did: a failure is the KernelBoot's error, its artefacts kept."""
+    b = _Boot(bplan, role, kernel, run_dir, how)
+    try:
+        b.launch_and_watch()
+        b.collect()
+        b.finish()
+    except Interrupted:
+        raise
+    except Exception as exc:  # noqa: BLE001 - mapped to a failure class, never a verdict
+        b.failed(exc)
+    finally:
+        b.close()
+    return b.result
 
-    def on_stage(stage: str) -> None:
-        entered[stage] = time.monotonic()
-        result.stage_reached = stage
-        progress(role, f"stage {stage} ({time.monotonic() - started:.1f} s)")
+
+class _Boot:
+    """One boot's state through its phases: launch and watch, collect, finish."""
+
+    def __init__(self, bplan: plan_mod.BootPlan, role: str, kernel: Artefact, run_dir: Path, how: HowToBoot):
+        self.plan, self.role, self.run_dir, self.how = bplan, role, run_dir, how
+        self.result = KernelBoot(role, kernel, run_dir, bplan)
+        self.transcript = console.Transcript()
+        self.started = time.monotonic()
+        self.entered: dict[str, float] = {}
+        self.scale = bplan.timeout_scale * how.timeout_scale
+        self.monitor_limit = qmp_limit(self.scale)
+        self.stack = contextlib.ExitStack()
+        self.host: Host | None = None
+        self.steps = _Stopwatch(self.result.steps["rig"])
+        self.watch = dict(timeout_scale=self.scale, on_stage=self._on_stage, timings=self.result.timings,
+                          extra_seconds=bplan.firmware.extra_seconds)
+
+    def _on_stage(self, stage: str) -> None:
+        self.entered[stage] = time.monotonic()
+        self.result.stage_reached = stage
+        self.how.progress(self.role, f"stage {stage} ({time.monotonic() - self.started:.1f} s)")
         if stage == "xen":
             # Firmware has programmed every BAR and Xen never moves them: this is the baseline.
-            result.firmware_pci = host.query_pci(monitor_limit)
-            _write_json(run_dir / "qmp-pci-firmware.json", result.firmware_pci)
+            self.result.firmware_pci = self.host.query_pci(self.monitor_limit)
+            _write_json(self.run_dir / "qmp-pci-firmware.json", self.result.firmware_pci)
 
-    stack = contextlib.ExitStack()
-    host = None
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        host = stack.enter_context(open_host(backend, bplan, run_dir))
-        stack.enter_context(_registered(live, host))
-        host.console.logfile_read = transcript
-        progress(role, f"{backend} host started ({host.pid})")
-        watch = dict(timeout_scale=scale, on_stage=on_stage, timings=result.timings,
-                     extra_seconds=bplan.firmware.extra_seconds)
-        console.watch(host.console, transcript, until="userspace", **watch)
+    def launch_and_watch(self) -> None:
+        """Start the host and follow its console to the agent's READY."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.host = self.stack.enter_context(open_host(self.how.backend, self.plan, self.run_dir))
+        self.stack.enter_context(_registered(self.how.live, self.host))
+        self.host.console.logfile_read = self.transcript
+        self.how.progress(self.role, f"{self.how.backend} host started ({self.host.pid})")
+        console.watch(self.host.console, self.transcript, until="userspace", **self.watch)
         ready_limit = (console.STAGE_TIMEOUTS["collected"]
-                       + bplan.firmware.extra_seconds.get("collected", 0.0)) * scale
-        console.expect_marker(host.console, transcript, console.READY_MARKER, "userspace",
+                       + self.plan.firmware.extra_seconds.get("collected", 0.0)) * self.scale
+        console.expect_marker(self.host.console, self.transcript, console.READY_MARKER, "userspace",
                               "the agent's READY", ready_limit)
-        rig_steps = _Stopwatch(result.steps["rig"])
+        self.steps = _Stopwatch(self.result.steps["rig"])
+
+    def collect(self) -> None:
+        """The sections over SSH (else, or also, the serial console), then QEMU's final PCI state."""
+        host, result, how = self.host, self.result, self.how
         via_ssh = None
-        if collect_via != "serial" and bplan.network != "none":
-            via_ssh = _collect_over_ssh(host, transcript, result, run_dir, scale, rig_steps)
+        if how.collect_via != "serial" and self.plan.network != "none":
+            via_ssh = _collect_over_ssh(host, self.transcript, result, self.run_dir, self.scale, self.steps)
             if via_ssh is None:
-                progress(role, f"ssh: {result.ssh['error']}; collecting over the serial console")
-        if via_ssh is None or collect_via == "both":
+                how.progress(self.role, f"ssh: {result.ssh['error']}; collecting over the serial console")
+        since = dict(start="userspace", since=self.entered["userspace"], **self.watch)
+        if via_ssh is None or how.collect_via == "both":
             host.console.sendline(protocol.command(protocol.COLLECT))
-            console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
-            serial = collect.gather(host.console, transcript)
-            rig_steps.lap("serial")
+            console.watch(host.console, self.transcript, **since)
+            serial = collect.gather(host.console, self.transcript)
+            self.steps.lap("serial")
             if via_ssh is not None:
-                collect.save(serial, run_dir / "via-serial")
+                collect.save(serial, self.run_dir / "via-serial")
                 result.ssh["matches_serial"] = serial.sections == via_ssh.sections
         else:
             host.console.sendline(protocol.command(protocol.COLLECTED, protocol.VIA_SSH))
-            console.watch(host.console, transcript, start="userspace", since=entered["userspace"], **watch)
+            console.watch(host.console, self.transcript, **since)
         result.collected, result.collected_via = (via_ssh, protocol.VIA_SSH) if via_ssh else (serial, "serial")
-        collect.save(result.collected, run_dir)
-        result.final_pci = host.query_pci(monitor_limit)
-        _write_json(run_dir / "qmp-pci-final.json", result.final_pci)
-        rig_steps.lap("final-pci")
-        if keep is not None:
-            host.console.sendline(protocol.command(protocol.KEEP))
-            console.expect_marker(host.console, transcript, re.escape(protocol.OK), "collected", "the agent's OK",
-                                  protocol.ANSWER_SECONDS * scale)
-            keep.push(stack.pop_all())  # the caller closes the host when the user is done
-            keep.hosts.append(host)
-        elif after is not None:
-            after(host, result)
+        collect.save(result.collected, self.run_dir)
+        result.final_pci = host.query_pci(self.monitor_limit)
+        _write_json(self.run_dir / "qmp-pci-final.json", result.final_pci)
+        self.steps.lap("final-pci")
+
+    def finish(self) -> None:
+        """Keep the host for the user, hand it to `after`, or stop it."""
+        if self.how.keep is not None:
+            self.host.console.sendline(protocol.command(protocol.KEEP))
+            console.expect_marker(self.host.console, self.transcript, re.escape(protocol.OK), "collected",
+                                  "the agent's OK", protocol.ANSWER_SECONDS * self.scale)
+            self.how.keep.push(self.stack.pop_all())  # the caller closes the host when the user is done
+            self.how.keep.hosts.append(self.host)
+        elif self.how.after is not None:
+            self.how.after(self.host, self.result)
         else:
             # Nothing is left to read: the host is stopped (QMP quit), which takes milliseconds
             # where dom0's own power-off took 0.2 s, or 10 s and more for a PV dom0.
-            stack.close()
-            rig_steps.lap("stop")
-    except BootError as exc:
-        result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
-    except CollectError as exc:
-        result.failure, result.error = "collect", str(exc)
-    except LaunchError as exc:
-        result.failure, result.error = "launch", str(exc)
-    except MonitorError as exc:
-        # A monitor that went away with its QEMU is QEMU's exit, the cause; one that fails
-        # while QEMU runs is the monitor's own failure.
-        if host is not None and host.wait_exit(1.0):
-            result.failure = "qemu-exit"
-            result.error = f"qemu-exit at stage {result.stage_reached}: QEMU exited ({exc})"
-        else:
-            result.failure, result.error = "qmp", f"qmp at stage {result.stage_reached}: {exc}"
-    except Interrupted:
-        raise
-    except pexpect.TIMEOUT:
-        # A wait outside the stage machine (an agent's answer, a resend) ran out.
-        result.failure, result.error = "hang", f"hang at stage {result.stage_reached}: the guest stopped answering"
-        save_traceback(run_dir, result)
-    except pexpect.EOF:
-        result.failure, result.error = "qemu-exit", f"qemu-exit at stage {result.stage_reached}: the console closed"
-        save_traceback(run_dir, result)
-    except Exception as exc:  # noqa: BLE001 - a bug or the machine (disk full) is an error, never a verdict
-        if isinstance(exc, OSError) and host is not None and host.wait_exit(2.0):
+            self.stack.close()
+            self.steps.lap("stop")
+
+    def failed(self, exc: Exception) -> None:
+        """The failure class and error of `exc` (called in its except block: tracebacks are saved)."""
+        result, host, stage = self.result, self.host, self.result.stage_reached
+        if isinstance(exc, BootError):
+            result.stage_reached, result.failure, result.error = exc.stage, exc.failure, str(exc)
+        elif isinstance(exc, CollectError):
+            result.failure, result.error = "collect", str(exc)
+        elif isinstance(exc, LaunchError):
+            result.failure, result.error = "launch", str(exc)
+        elif isinstance(exc, MonitorError):
+            # A monitor that went away with its QEMU is QEMU's exit, the cause; one that fails
+            # while QEMU runs is the monitor's own failure.
+            if host is not None and host.wait_exit(1.0):
+                result.failure, result.error = "qemu-exit", f"qemu-exit at stage {stage}: QEMU exited ({exc})"
+            else:
+                result.failure, result.error = "qmp", f"qmp at stage {stage}: {exc}"
+        elif isinstance(exc, pexpect.TIMEOUT):
+            # A wait outside the stage machine (an agent's answer, a resend) ran out.
+            result.failure, result.error = "hang", f"hang at stage {stage}: the guest stopped answering"
+            save_traceback(self.run_dir, result)
+        elif isinstance(exc, pexpect.EOF):
+            result.failure, result.error = "qemu-exit", f"qemu-exit at stage {stage}: the console closed"
+            save_traceback(self.run_dir, result)
+        elif isinstance(exc, OSError) and host is not None and host.wait_exit(2.0):
             # Writing to the console of a QEMU that died: its exit is the cause.
             result.failure = "qemu-exit"
-            result.error = f"qemu-exit at stage {result.stage_reached}: QEMU exited ({type(exc).__name__}: {exc})"
-        else:
+            result.error = f"qemu-exit at stage {stage}: QEMU exited ({type(exc).__name__}: {exc})"
+            save_traceback(self.run_dir, result)
+        else:  # a bug or the machine (disk full): an error, never a verdict
             result.failure = "internal"
-            result.error = f"internal error at stage {result.stage_reached}: {type(exc).__name__}: {exc}"
-        save_traceback(run_dir, result)
-    finally:
-        stack.close()
-        result.timings["total"] = round(time.monotonic() - started, 2)
-        result.serial = transcript.text
-        result.steps["agent"] = collect.agent_steps(result.serial)
-    return result
+            result.error = f"internal error at stage {stage}: {type(exc).__name__}: {exc}"
+            save_traceback(self.run_dir, result)
+
+    def close(self) -> None:
+        self.stack.close()
+        self.result.timings["total"] = round(time.monotonic() - self.started, 2)
+        self.result.serial = self.transcript.text
+        self.result.steps["agent"] = collect.agent_steps(self.result.serial)
 
 
 class _Stopwatch:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import re
@@ -21,11 +20,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from rig.run import bench, bundle, single, batch, soak
+from rig.run import bench, bundle, replay, single, batch, soak
 from rig import __version__, report
 from rig.artefacts import kernel_build, initramfs
 from rig.report import compare, html
-from rig.report import result as result_mod
 from rig.report.result import Result
 from rig.spec import matrix, platform
 from rig.guest import console as console_mod
@@ -35,7 +33,7 @@ from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
 from rig.artefacts.archive import DEBIAN_KERNELS, GUEST_PACKAGES
 from rig.artefacts.store import Cache
-from rig.errors import EXIT_ERROR, ArtefactError, InputError, Interrupted, RigError
+from rig.errors import EXIT_ERROR, InputError, Interrupted, RigError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -272,48 +270,20 @@ def cmd_ssh(args) -> int:
 
 def cmd_repro(args) -> int:
     file, data = bundle.load(args.bundle)
-    cache = Cache()
-    resolved = bundle.resolve(data, cache, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"))
-    recorded = data.get("options", {})
-    options = batch.Options(
-        out_dir=args.out, accel=args.accel or data["accel"], fetch=not args.no_fetch,
-        timeout_scale=args.timeout_scale or recorded.get("timeout_scale", 1.0),
-        collect_via=recorded.get("collect", "auto"), retries=args.retries,
-        tools_pins=resolved.tools_pins or None, pinned_kernels=resolved.kernels, pinned_xen=resolved.xen)
-    jobs = matrix.expand([resolved.scenario], flat=True)
-    art = batch.resolve(jobs, options, cache)
-    mismatches = list(resolved.mismatches)
-    want = data["artefacts"]["initramfs"]
-    got = art.initramfs[data["kernel"]]
-    if got.sha256 != want["sha256"]:
-        mismatches.append(f"initramfs: bundle has {want['sha256'][:16]}... ({want.get('version')}), "
-                          f"rebuilt here {got.sha256[:16]}... ({got.version})")
-    for m in mismatches:
-        err.print(f"rig: repro: {m}", markup=False)
-    if mismatches and not args.allow_mismatch:
-        raise ArtefactError(f"{file}: {len(mismatches)} artefact(s) differ from the bundle; "
-                            "not replaying (--allow-mismatch boots anyway)")
-    _progress("repro", f"replaying {data['scenario']['name']} {data['role']} from {file}")
     with _live_progress() as progress:
-        out_dir, results = batch.run(resolved.scenario, options, progress=progress)
-    _write_reports(results, out_dir, None)
-    new_file, new = bundle.load(out_dir)
-    same_argv = new["qemu_argv_normalised"] == data.get("qemu_argv_normalised")
-    original = file.parent / "result.json"
-    differences = bundle.compare(result_mod.load(original), results[0]) if original.is_file() else None
-    summary = {"bundle": str(file), "argv_identical": same_argv, "mismatches_allowed": mismatches,
-               "differences": differences}
-    (out_dir / "replay.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _progress("repro", "QEMU argv: " + ("identical to the bundle's" if same_argv else "differs from the bundle's "
-                                                                                    f"(see {new_file})"))
-    if differences is None:
+        r = replay.run(file, data, out_dir=args.out, accel=args.accel, timeout_scale=args.timeout_scale,
+                       retries=args.retries, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"),
+                       allow_mismatch=args.allow_mismatch, say=_progress, progress=progress)
+    _write_reports(r.results, r.out_dir, None)
+    _progress("repro", "QEMU argv: " + ("identical to the bundle's" if r.argv_identical
+                                        else f"differs from the bundle's (see {r.new_bundle})"))
+    if r.differences is None:
         _progress("repro", f"no result.json beside {file}: nothing to compare")
-    elif differences:
-        for d in differences:
-            _progress("repro", f"differs: {d}")
-    else:
+    for d in r.differences or []:
+        _progress("repro", f"differs: {d}")
+    if r.differences == []:
         _progress("repro", "same verdict, firmware BARs and final BARs as the original run")
-    return batch.exit_code(results)
+    return batch.exit_code(r.results)
 
 
 def cmd_matrix(args) -> int:

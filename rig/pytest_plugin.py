@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.spec import matrix
+from rig.spec import matrix, platform
 from rig.run import batch
 from rig.checks import verdict
 from rig.spec import scenario as scenario_mod
@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="scenario files or directories to turn into tests")
     group.addoption("--rig-kernel", action="append", default=[], metavar="NAME=PATH",
                     help="a user kernel usable by NAME in scenarios")
-    group.addoption("--rig-accel", default="auto", choices=["auto", "tcg", "kvm"])
+    group.addoption("--rig-accel", default="auto", choices=["auto", *platform.ACCELS])
     group.addoption("--rig-firmware", action="append", default=[], metavar="NAME",
                     help="only scenario variants with this firmware (repeatable)")
     group.addoption("--rig-out", default=None, metavar="DIR", help="where runs go (default: pytest's tmp dir)")

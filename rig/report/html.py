@@ -12,6 +12,7 @@ import html
 import json
 from pathlib import Path
 
+from rig.guest.collect import ARTEFACT_FILES
 from rig.parse import e820 as e820_parse
 from rig.parse import iomem as iomem_parse
 from rig.report import result as result_mod
@@ -25,8 +26,9 @@ COLOURS = {"ram": "#8fd18f", "reserved": "#c8c8c8", "acpi": "#9ec9f0", "nvs": "#
 
 def _lanes(run_dir: Path, result: Result) -> list[tuple[str, list[tuple[int, int, str, str]]]]:
     """[(lane name, [(start, end, css class, tooltip)])] for one run."""
-    e820 = e820_parse.from_memmap((run_dir / "e820.txt").read_text()) if (run_dir / "e820.txt").exists() else []
-    tree = iomem_parse.parse((run_dir / "iomem.txt").read_text()) if (run_dir / "iomem.txt").exists() else []
+    e820_file, iomem_file = run_dir / ARTEFACT_FILES["e820"], run_dir / ARTEFACT_FILES["iomem"]
+    e820 = e820_parse.from_memmap(e820_file.read_text()) if e820_file.exists() else []
+    tree = iomem_parse.parse(iomem_file.read_text()) if iomem_file.exists() else []
     moved = {(m.device, m.resource) for m in result.relocations}
     bars = [r for r in result.pci_resources if r.kind == "mem"]
     return [

@@ -164,7 +164,7 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
         once["library"] = _timed([*rig_command(), "matrix", *map(str, library), "--out",
                                   str((out_dir / "library").resolve())], out_dir / "library.log")
     summary = summarize(done, [j.id for j in jobs], once)
-    summary["machine"] = machine()
+    summary["machine"] = machine(floor_plan(jobs[0]).arch.qemu_binary)
     summary["scenario"] = str(scenario_path)
     summary["ab_command"] = shlex.join(ab)
     (out_dir / "bench.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -301,7 +301,7 @@ def lines(summary: dict) -> list[str]:
     return out
 
 
-def machine() -> dict:
-    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+def machine(qemu_binary: str) -> dict:
+    qemu = subprocess.run([qemu_binary, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     return {"cores": os.cpu_count(), "qemu": qemu, "python": host_platform.python_version(),
             "kernel": host_platform.release(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

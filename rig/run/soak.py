@@ -19,6 +19,7 @@ from typing import Callable
 
 from rig.run import batch
 from rig.errors import EXIT_ERROR, EXIT_OK, InputError, RigError
+from rig.report import compare
 from rig.report import result as result_mod
 from rig.spec.scenario import Scenario
 
@@ -99,8 +100,8 @@ def summarize(out_dir: Path) -> dict[str, KernelTally]:
     tallies: dict[str, KernelTally] = {}
     missing: list[tuple[str, Path]] = []
     for round_dir in rounds:
-        planned = json.loads((round_dir / "jobs.json").read_text())["planned"] \
-            if (round_dir / "jobs.json").is_file() else []
+        plan_file = round_dir / compare.PLAN_FILE
+        planned = json.loads(plan_file.read_text())["planned"] if plan_file.is_file() else []
         found = set()
         for path in sorted(round_dir.glob("**/result.json")):
             try:

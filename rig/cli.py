@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import shlex
 import signal
 import sys
@@ -26,8 +25,7 @@ from rig.artefacts import kernel_build, initramfs
 from rig.report import compare, html
 from rig.report.result import Result
 from rig.spec import matrix, platform
-from rig.guest import console as console_mod
-from rig.guest import protocol
+from rig.guest import terminal
 from rig.host import BACKEND_NAMES
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
@@ -181,63 +179,11 @@ def cmd_shell(args) -> int:
                               fetch=not args.no_fetch, collect_via=args.collect)
     scenario = scenario_mod.load(args.scenario, batch.known_kernels(options))
     batch.preflight(scenario, args.scenario)
-    scenario = _one_job(scenario, args.kernel, args.firmware, args.dom0_mem)
-    options.after = _shell_on_console
+    scenario = matrix.one_job(scenario, args.kernel, args.firmware, args.dom0_mem, set(DEBIAN_KERNELS))
+    options.after = lambda host, boot: terminal.shell_on_console(host, boot, err)
     out_dir, results = batch.run(scenario, options, progress=_progress)
     _write_reports(results, out_dir, None)
     return batch.exit_code(results)
-
-
-def _one_job(scenario: scenario_mod.Scenario, kernel: str | None, firmware: str | None,
-             dom0_mem: str | None) -> scenario_mod.Scenario:
-    """The scenario cut down to one host variant and one kernel, chosen by role or kernel name."""
-    variants = scenario.variants()
-    if firmware is not None:
-        variants = [v for v in variants if v[0] == firmware] or _no_variant("--firmware", firmware, scenario)
-    if dom0_mem is not None:
-        size = scenario_mod.parse_size(dom0_mem)
-        variants = [v for v in variants if v[1] == size] or _no_variant("--dom0-mem", dom0_mem, scenario)
-    one = scenario.variant(*variants[0])
-    role = kernel or next(iter(one.kernels))
-    if role not in one.kernels:
-        by_kernel = [r for r, k in one.kernels.items() if k == role]
-        if by_kernel:
-            role = by_kernel[0]
-        elif role in DEBIAN_KERNELS:
-            return one.model_copy(update={"kernels": {"shell": role}, "expect": {}})
-        else:
-            raise InputError(f"--kernel {role}: neither a role ({', '.join(one.kernels)}) nor a kernel name "
-                             f"({', '.join(sorted(DEBIAN_KERNELS))})")
-    return one.model_copy(update={"kernels": {role: one.kernels[role]}})
-
-
-def _no_variant(flag: str, value: str, scenario: scenario_mod.Scenario):
-    have = ", ".join(f"{f}/{scenario_mod.format_size(m)}" for f, m in scenario.variants())
-    raise InputError(f"{flag} {value}: the scenario has no such variant (firmware/dom0_mem: {have})")
-
-
-def _shell_on_console(host, boot) -> None:
-    """After collection: an interactive shell on dom0's console; leaving it powers off."""
-    import termios
-    import tty
-
-    host.console.sendline(protocol.command(protocol.SHELL))
-    host.console.expect(re.escape(protocol.SHELL_STARTED), timeout=protocol.ANSWER_SECONDS)
-    err.print(f"dom0 shell on the console of {boot.plan.name} (artefacts are in {boot.run_dir}). "
-              "`exit` powers the host off; Ctrl-] leaves at once.", markup=False)
-    stdin = sys.stdin.fileno()
-    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
-    try:
-        if saved is not None:
-            tty.setraw(stdin)
-        how = console_mod.interact(host.console, stdin, sys.stdout.fileno())
-    finally:
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-    if how == "escape":
-        host.console.sendline("exit")
-    if not host.wait_exit(10.0):
-        err.print("rig: dom0 did not power off; stopping QEMU")
 
 
 def _job_dir_with_ssh(path: Path) -> Path:

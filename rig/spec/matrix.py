@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rig.errors import InputError
 from rig.spec.scenario import Scenario
-from rig.units import format_size
+from rig.units import format_size, parse_size
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,3 +81,32 @@ def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
     hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2]))
     mine = {h for i, h in enumerate(hosts) if i % count == index - 1}
     return [j for j in jobs if j.host in mine]
+
+
+def one_job(scenario: Scenario, kernel: str | None, firmware: str | None, dom0_mem: str | None,
+            kernel_names: set[str]) -> Scenario:
+    """The scenario cut down to one host variant and one kernel (rig shell), chosen by role or by
+    one of `kernel_names`."""
+    variants = scenario.variants()
+    if firmware is not None:
+        variants = [v for v in variants if v[0] == firmware] or _no_variant("--firmware", firmware, scenario)
+    if dom0_mem is not None:
+        size = parse_size(dom0_mem)
+        variants = [v for v in variants if v[1] == size] or _no_variant("--dom0-mem", dom0_mem, scenario)
+    one = scenario.variant(*variants[0])
+    role = kernel or next(iter(one.kernels))
+    if role not in one.kernels:
+        by_kernel = [r for r, k in one.kernels.items() if k == role]
+        if by_kernel:
+            role = by_kernel[0]
+        elif role in kernel_names:
+            return one.model_copy(update={"kernels": {"shell": role}, "expect": {}})
+        else:
+            raise InputError(f"--kernel {role}: neither a role ({', '.join(one.kernels)}) nor a kernel name "
+                             f"({', '.join(sorted(kernel_names))})")
+    return one.model_copy(update={"kernels": {role: one.kernels[role]}})
+
+
+def _no_variant(flag: str, value: str, scenario: Scenario):
+    have = ", ".join(f"{f}/{format_size(m)}" for f, m in scenario.variants())
+    raise InputError(f"{flag} {value}: the scenario has no such variant (firmware/dom0_mem: {have})")

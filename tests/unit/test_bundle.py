@@ -64,12 +64,13 @@ def test_rig_ssh_without_ssh_details_is_bad_input(tmp_path, capsys):
 
 
 def test_shell_picks_one_job_by_role_or_kernel_name():
-    from rig.spec import scenario
+    from rig.artefacts.archive import DEBIAN_KERNELS
+    from rig.spec import matrix, scenario
     from tests.conftest import DATA
     s = scenario.load(DATA.parent.parent / "scenarios" / "balloon-cap-split.toml")
-    one = cli._one_job(s, "debian-bpo-6.12", None, "256M")
+    one = matrix.one_job(s, "debian-bpo-6.12", None, "256M", set(DEBIAN_KERNELS))
     assert (list(one.kernels.items()), one.xen.dom0_mem) == ([("patched", "debian-bpo-6.12")], 256 << 20)
     with pytest.raises(InputError, match="--dom0-mem 1G: the scenario has no such variant"):
-        cli._one_job(s, None, None, "1G")
+        matrix.one_job(s, None, None, "1G", set(DEBIAN_KERNELS))
     with pytest.raises(InputError, match="--kernel nope: neither a role"):
-        cli._one_job(s, "nope", None, None)
+        matrix.one_job(s, "nope", None, None, set(DEBIAN_KERNELS))

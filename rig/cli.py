@@ -21,7 +21,7 @@ from rich.table import Table
 
 from rig.run import bench, bundle, replay, single, batch, soak
 from rig import __version__, report
-from rig.artefacts import kernel_build, initramfs
+from rig.artefacts import kernel_build
 from rig.report import compare, html
 from rig.report.result import Result
 from rig.spec import matrix, platform
@@ -281,9 +281,7 @@ def cmd_fetch(args) -> int:
     for name in args.kernels or sorted(DEBIAN_KERNELS):
         k = cache.kernel(name, refresh=args.refresh)
         _progress("fetch", f"{name} {k.version}: {k.path}")
-        modules_dir = cache.modules_dir(k)
-        modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
-        agent = initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
+        agent = batch.agent_initramfs(cache, tools, arch, k, cache.modules_dir(k))
         _progress("fetch", f"initramfs for {name}: {agent.path}")
     return 0
 
@@ -307,8 +305,7 @@ def cmd_kernel_list(args) -> int:
 
 def cmd_validate(args) -> int:
     for path in args.scenarios:
-        scenario_mod.load(path, set(DEBIAN_KERNELS) | set(_pairs(args.kernel, "--kernel"))
-                          | kernel_build.known_names(Cache()))
+        scenario_mod.load(path, batch.known_kernels(batch.Options(user_kernels=_pairs(args.kernel, "--kernel"))))
         print(f"{path}: ok")
     return 0
 

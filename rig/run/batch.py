@@ -175,13 +175,18 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             if f and not Path(f).is_file():
                 raise ArtefactError(f"{f} not found: install Debian's {row.package} for firmware {firmware!r}")
     tools = cache.guest_tools(options.tools_pins, fetch=options.fetch)
-    initrds = {}
-    for name in kernels:
-        modules_dir = options.user_modules.get(name) if name in options.user_kernels else \
-            cache.modules_dir(kernels[name])
-        modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
-        initrds[name] = initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
+    initrds = {name: agent_initramfs(cache, tools, arch, kernel, options.user_modules.get(name)
+                                     if name in options.user_kernels else cache.modules_dir(kernel))
+               for name, kernel in kernels.items()}
     return Artefacts(xen, kernels, initrds, tools, xen_efi)
+
+
+def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel: Artefact,
+                    modules_dir: Path | None) -> Artefact:
+    """The agent's initramfs for one kernel: with its NIC's modules when it has a modules
+    directory (a Debian kernel's, or a user kernel's --modules), else serial-only."""
+    modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
+    return initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
 
 
 def run(scenario: Scenario, options: Options, progress: single.Progress = lambda r, m: None,

@@ -72,7 +72,7 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
         plan.arch.qemu_binary,
         "-name", f"rig-{plan.name},process=rig-{plan.name}",
         "-machine", machine,
-        *plan.accel.qemu_args,
+        "-accel", ",".join([plan.accel.name, *plan.accel.props]),
         "-cpu", plan.arch.cpu[plan.accel.name],
         "-m", _memory(plan),
         "-smp", str(plan.cpus),

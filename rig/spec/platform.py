@@ -39,8 +39,8 @@ class Arch:
 @dataclass(frozen=True)
 class Accel:
     name: str
-    qemu_args: tuple[str, ...]
-    timeout_scale: float  # stage timeouts are written for TCG; KVM needs far less
+    props: tuple[str, ...]  # the accelerator's "k=v" properties
+    timeout_scale: float    # stage timeouts are written for TCG; KVM needs far less
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ ACCELS: dict[str, Accel] = {
     # now and then (a triple fault, an int3 Oops from a stale translation; fixed upstream
     # in 8.1+): hosts have one vCPU by default, which no race can touch, and boot side by
     # side instead (docs/triple-fault.md).
-    "tcg": Accel("tcg", ("-accel", "tcg,thread=multi"), timeout_scale=1.0),
-    "kvm": Accel("kvm", ("-accel", "kvm"), timeout_scale=0.5),
+    "tcg": Accel("tcg", ("thread=multi",), timeout_scale=1.0),
+    "kvm": Accel("kvm", (), timeout_scale=0.5),
 }
 
 FIRMWARES: dict[str, Firmware] = {

@@ -120,3 +120,11 @@ def unknown_devices(binary: str, names: list[str]) -> list[str]:
     out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
     known = parse_device_help(out.stdout + out.stderr)
     return [n for n in names if n not in known]
+
+
+def socket_dir(argv: list[str]) -> str:
+    """The private directory of a run's QEMU sockets, read back from its argv ("" if none)."""
+    for arg in argv:
+        if arg.startswith("socket,id=console,path="):
+            return str(Path(arg.split("path=", 1)[1].split(",", 1)[0]).parent)
+    return ""

@@ -17,6 +17,7 @@ from pathlib import Path
 from rig import __version__
 from rig.artefacts.store import Artefact, Cache
 from rig.errors import ArtefactError, InputError
+from rig.host import qemu_argv
 from rig.report.result import Result
 from rig.spec.scenario import Scenario
 
@@ -42,20 +43,12 @@ def argv_paths(run_dir: Path, artefacts: dict[str, dict]) -> dict[str, str]:
     return paths
 
 
-def _socket_dir(argv: list[str]) -> str:
-    # QEMU's sockets live in a private mkdtemp directory (short paths); it is a placeholder too.
-    for arg in argv:
-        if arg.startswith("socket,id=console,path="):
-            return str(Path(arg.split("path=", 1)[1].split(",", 1)[0]).parent)
-    return ""
-
-
 def make(scenario: Scenario, role: str, kernel: str, accel: str, run_dir: Path, artefacts: dict,
          xen_cmdline: str, dom0_cmdline: str, options: dict) -> dict:
     argv_file = run_dir / "qemu-argv.txt"
     argv = shlex.split(argv_file.read_text()) if argv_file.is_file() else []
     paths = argv_paths(run_dir, artefacts)
-    paths["sockets"] = _socket_dir(argv)
+    paths["sockets"] = qemu_argv.socket_dir(argv)   # a private mkdtemp per run: a placeholder too
     return {
         "format": FORMAT,
         "rig_version": __version__,

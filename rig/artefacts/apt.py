@@ -17,6 +17,16 @@ from debian.debian_support import Version
 from rig.errors import ArtefactError
 
 
+def dpkg_deb(*args: str) -> str:
+    """dpkg-deb's output; its failure (a truncated .deb, a full disk) an ArtefactError naming it."""
+    try:
+        return subprocess.run(["dpkg-deb", *args], check=True, capture_output=True, text=True).stdout
+    except subprocess.CalledProcessError as exc:
+        raise ArtefactError(f"dpkg-deb {' '.join(args)} failed: {exc.stderr.strip()[-300:]}") from exc
+    except FileNotFoundError as exc:
+        raise ArtefactError("dpkg-deb not found: install Debian's dpkg") from exc
+
+
 @dataclass(frozen=True)
 class AptSource:
     uris: tuple[str, ...]

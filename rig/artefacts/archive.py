@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rig.errors import ArtefactError
 from rig.spec.platform import Arch
-from rig.artefacts.apt import newest
+from rig.artefacts.apt import dpkg_deb, newest
 
 if TYPE_CHECKING:
     from rig.artefacts.store import Cache
@@ -122,14 +121,13 @@ def fetch_guest_tools(cache: Cache, pins: dict[str, str] | None) -> dict:
         versions = {}
         for package in packages:
             deb = apt.download(package, pins[package] if pins else "", Path(dl))
-            versions[package] = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
-                                               capture_output=True, text=True).stdout.strip()
+            versions[package] = dpkg_deb("-f", str(deb), "Version").strip()
         name = pins_digest(versions)
         final = cache.root / "guest" / name
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache.root / "guest"))
         try:
             for deb in sorted(Path(dl).glob("*.deb")):
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True, capture_output=True)
+                dpkg_deb("-x", str(deb), str(tmp / "root"))
             manifest = {"name": name, "packages": versions}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             if final.exists():

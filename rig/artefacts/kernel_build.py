@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from rig.artefacts.apt import dpkg_deb
 from rig.artefacts.store import Artefact, Cache, sha256_file
 from rig.errors import ArtefactError, InputError, RigError
 
@@ -202,9 +203,8 @@ def _debian_source(package: str, cache: Cache, progress: Progress) -> tuple[Path
         with tempfile.TemporaryDirectory(dir=base) as tmp:
             progress(f"downloading {package}")
             deb = apt.download(package, "", Path(tmp))
-            version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True,
-                                     check=True).stdout.strip()
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "deb")], check=True, capture_output=True)
+            version = dpkg_deb("-f", str(deb), "Version").strip()
+            dpkg_deb("-x", str(deb), str(Path(tmp) / "deb"))
             tarballs = sorted((Path(tmp) / "deb" / "usr" / "src").glob("linux-source-*.tar.*"))
             if not tarballs:
                 raise ArtefactError(f"{package} {version} holds no /usr/src/linux-source-*.tar.*")
@@ -363,7 +363,9 @@ def _source_copy(tree: Path, patches: list[Path], work: Path, log, progress: Pro
     """work/src: the tree, hard-linked (a second for 80 000 files; `patch` writes new
     files, so the cached pristine tree never changes), with the patches applied."""
     src = work / "src"
-    subprocess.run(["cp", "-al", str(tree), str(src)], check=True)
+    copy = subprocess.run(["cp", "-al", str(tree), str(src)], capture_output=True, text=True)
+    if copy.returncode != 0:
+        raise ArtefactError(f"cp -al {tree} {src} failed: {copy.stderr.strip()[-300:]}")
     for p in patches:
         progress(f"applying {p.name}")
         proc = subprocess.run(["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-i",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.artefacts import archive
-from rig.artefacts.apt import Apt, parse_sources, read_host_sources, rig_sources
+from rig.artefacts.apt import Apt, dpkg_deb, parse_sources, read_host_sources, rig_sources
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
 from rig.spec.platform import Arch
 
@@ -119,7 +119,7 @@ class Cache:
         final = self.root / kind / name
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root / kind))
         try:
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True, capture_output=True)
+            dpkg_deb("-x", str(deb), str(tmp / "root"))
             boot_rel = boot_file_of(tmp)
             files = {str(p.relative_to(tmp)): sha256_file(p)
                      for p in sorted(tmp.rglob("*")) if p.is_file() and not p.is_symlink()}
@@ -130,8 +130,6 @@ class Cache:
                 shutil.rmtree(final)
             tmp.rename(final)
             return manifest
-        except subprocess.CalledProcessError as exc:
-            raise ArtefactError(f"dpkg-deb -x {deb.name} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

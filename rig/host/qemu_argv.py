@@ -117,7 +117,10 @@ def unknown_devices(binary: str, names: list[str]) -> list[str]:
     """The names this QEMU cannot create, so a typo is bad input, not a failed boot."""
     if shutil.which(binary) is None:
         raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
-    out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
+    try:
+        out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise LaunchError(f"{binary} -device help gave no answer within 60 s") from exc
     known = parse_device_help(out.stdout + out.stderr)
     return [n for n in names if n not in known]
 

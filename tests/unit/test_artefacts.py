@@ -147,3 +147,11 @@ def test_tampered_cache_is_an_error_not_a_crash(tmp_path, monkeypatch, capsys):
     assert cli.main(["run", str(scenario), "--no-fetch", "--xen", str(xen), "--out", str(tmp_path / "o")]) == 3
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("rig: ") and "vmlinuz-6.1.0-1-amd64: sha256 mismatch" in last
+
+
+def test_a_truncated_package_is_an_artefact_error_naming_dpkg_deb(tmp_path):
+    from rig.artefacts.apt import dpkg_deb
+    deb = tmp_path / "xen.deb"
+    deb.write_bytes(b"!<arch>\ndebian-binary   ")   # cut short, as a full disk leaves it
+    with pytest.raises(ArtefactError, match=r"dpkg-deb -x .*xen\.deb .* failed: "):
+        dpkg_deb("-x", str(deb), str(tmp_path / "root"))

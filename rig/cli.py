@@ -21,7 +21,7 @@ from rich.table import Table
 
 from rig.run import bench, bundle, replay, single, batch, soak
 from rig import __version__, report
-from rig.artefacts import kernel_build
+from rig.artefacts import archive, kernel_build
 from rig.report import compare, html
 from rig.report.result import Result
 from rig.spec import matrix, platform
@@ -29,7 +29,7 @@ from rig.guest import terminal
 from rig.host import BACKEND_NAMES
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
-from rig.artefacts.archive import DEBIAN_KERNELS, GUEST_PACKAGES
+from rig.artefacts.archive import DEBIAN_KERNELS, DEBIAN_XENS, DEFAULT_XEN, GUEST_PACKAGES
 from rig.artefacts.store import Cache
 from rig.errors import EXIT_ERROR, InputError, Interrupted, RigError
 
@@ -73,10 +73,22 @@ def _live_progress():
         yield update
 
 
+def _xen(value: str | None) -> tuple[str | None, Path | None]:
+    """--xen NAME|PATH: (a Debian Xen's name, a user hypervisor's path)."""
+    if value is None:
+        return None, None
+    if value in DEBIAN_XENS:
+        return value, None
+    if Path(value).is_file():
+        return None, Path(value)
+    raise InputError(f"--xen {value}: neither a Xen name ({', '.join(DEBIAN_XENS)}) nor a file")
+
+
 def _options(args, workers: int) -> batch.Options:
+    xen_name, user_xen = _xen(args.xen)
     options = batch.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
-        user_modules=_pairs(args.modules, "--modules"), user_xen=args.xen, fetch=not args.no_fetch,
+        user_modules=_pairs(args.modules, "--modules"), user_xen=user_xen, xen_name=xen_name, fetch=not args.no_fetch,
         roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
         collect_via=args.collect, backend=args.backend)
     for name, path in options.user_modules.items():
@@ -274,7 +286,7 @@ def cmd_compare(args) -> int:
 def cmd_fetch(args) -> int:
     cache = Cache()
     arch = platform.ARCHES["x86_64"]
-    xen = cache.xen(arch, refresh=args.refresh)
+    xen = cache.xen(archive.debian_xen(None, arch.name), refresh=args.refresh)
     _progress("fetch", f"xen {xen.version}: {xen.path}")
     tools = cache.guest_tools(refresh=args.refresh)
     _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
@@ -320,7 +332,9 @@ OPTIONS = {
                                    help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")),
     "modules": (("--modules",), dict(action="append", default=[], metavar="NAME=DIR",
                                      help="the modules directory of a --kernel")),
-    "xen": (("--xen",), dict(type=Path, help="a user hypervisor (xen.gz or gunzipped)")),
+    "xen": (("--xen",), dict(metavar="NAME|PATH", help="a Debian Xen by name (" + ", ".join(DEBIAN_XENS)
+                                                       + "; default: the scenario's, else " + DEFAULT_XEN
+                                                       + "), or a user hypervisor (xen.gz or gunzipped)")),
     "only": (("--only",), dict(action="append", metavar="ROLE", help="run only this kernel role (repeatable)")),
     "timeout-scale": (("--timeout-scale",), dict(type=float, default=1.0, metavar="X",
                                                  help="multiply every stage timeout by X (default 1; stage limits "

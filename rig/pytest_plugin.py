@@ -174,7 +174,7 @@ class JobCollector(pytest.Collector):
         for name in names:
             item = CheckItem.from_parent(self, name=name, check=name)
             item.add_marker(pytest.mark.rig)
-            item.add_marker(pytest.mark.xdist_group(name="-".join(map(str, self.job.host))))
+            item.add_marker(pytest.mark.xdist_group(name="-".join(str(x) for x in self.job.host if x is not None)))
             yield item
 
 
@@ -194,6 +194,7 @@ class CheckItem(pytest.Item):
         r = self.result
         for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached"):
             self.user_properties.append((key, getattr(r, key)))
+        self.user_properties.append(("xen_version", r.xen.version if r.xen else None))
         for stage, seconds in r.timings.items():
             self.user_properties.append((f"time_{stage}", seconds))
         self.user_properties.append(("artefacts", str(Path(r.artefacts["kernel"]["path"]).name)))

@@ -63,17 +63,23 @@ def parse_sources(files: dict[str, str]) -> list[AptSource]:
     return out
 
 
-def rig_sources(host_sources: list[AptSource], codename: str) -> list[AptSource]:
-    """The host's Debian entries for `codename`, plus `codename`-backports on the same mirror."""
+def rig_sources(host_sources: list[AptSource], codename: str, host_codename: str | None = None) -> list[AptSource]:
+    """The host's Debian entries for `host_codename` (default: `codename`), with their suites
+    renamed to `codename` ("bookworm-security" -> "trixie-security": the same mirrors serve
+    every release), plus `codename`-backports on the same mirror."""
+    host_codename = host_codename or codename
     debian = [s for s in host_sources
-              if any(suite == codename or suite.startswith(codename + "-") for suite in s.suites)]
-    main = [s for s in debian if codename in s.suites]
+              if any(suite == host_codename or suite.startswith(host_codename + "-") for suite in s.suites)]
+    main = [s for s in debian if host_codename in s.suites]
     if not main:
-        raise ArtefactError(f"no apt source for Debian {codename} is configured "
+        raise ArtefactError(f"no apt source for Debian {host_codename} is configured "
                             "(/etc/apt/sources.list{,.d}); the rig reuses that mirror")
-    have = {suite for s in debian for suite in s.suites}
-    out = [AptSource(s.uris, tuple(x for x in s.suites if x == codename or x.startswith(codename + "-")),
-                     s.components, s.signed_by) for s in debian]
+    renamed = [AptSource(s.uris, tuple(codename + x[len(host_codename):] for x in s.suites
+                                       if x == host_codename or x.startswith(host_codename + "-")),
+                         s.components, s.signed_by) for s in debian]
+    main = [s for s in renamed if codename in s.suites]
+    have = {suite for s in renamed for suite in s.suites}
+    out = renamed
     if f"{codename}-backports" not in have:
         m = main[0]
         out.append(AptSource(m.uris, (f"{codename}-backports",), m.components, m.signed_by))

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.errors import ArtefactError
-from rig.spec.platform import Arch
+from rig.errors import ArtefactError, InputError
 from rig.artefacts.apt import dpkg_deb, newest
 
 if TYPE_CHECKING:
@@ -36,7 +35,38 @@ DEBIAN_KERNELS = {
                      "Debian bookworm-backports 6.12.y: has 38620fc4e893 and follow-ups (patched)"),
     )
 }
-CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from
+CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from, as the machine's
+
+
+@dataclass(frozen=True)
+class DebianXen:
+    name: str                 # what scenarios and --xen say: "4.17"
+    arch: str
+    codename: str             # the Debian release that carries it, on the machine's own mirror
+    package: str
+    member: str               # the multiboot hypervisor inside the package (gzipped)
+    efi_member: str           # xen.efi inside the package
+    suites: tuple[str, ...] = ("{codename}", "{codename}-updates", "{codename}-security")
+
+
+DEBIAN_XENS = {
+    x.name: x for x in (
+        DebianXen("4.17", "x86_64", "bookworm", "xen-hypervisor-4.17-amd64", "boot/xen-4.17-amd64.gz",
+                  "boot/xen-4.17-amd64.efi"),
+        DebianXen("4.20", "x86_64", "trixie", "xen-hypervisor-4.20-amd64", "boot/xen-4.20-amd64.gz",
+                  "boot/xen-4.20-amd64.efi"),
+    )
+}
+DEFAULT_XEN = "4.17"   # a scenario that names none; the A/B the README runs
+
+
+def debian_xen(name: str | None, arch: str) -> DebianXen:
+    """The Debian Xen called `name` (None: the default) for `arch`; an unknown one lists the known."""
+    xen = DEBIAN_XENS.get(name or DEFAULT_XEN)
+    if xen is None or xen.arch != arch:
+        known = ", ".join(n for n, x in DEBIAN_XENS.items() if x.arch == arch)
+        raise InputError(f"unknown Xen {name!r} for {arch} (known: {known}; or --xen PATH to a hypervisor)")
+    return xen
 
 
 # Userspace for dom0 beyond busybox: an SSH server and lspci. Their libraries come
@@ -59,24 +89,25 @@ def pins_digest(pins: dict[str, str]) -> str:
 # Each fetcher runs under the cache's lock (Cache._get, guest_tools), downloads through
 # the private apt root and installs with Cache.install (atomic, with a sha256 manifest).
 
-def fetch_xen(cache: Cache, arch: Arch, version: str | None = None, entry: str | None = None) -> dict:
-    apt = cache.apt()
+def fetch_xen(cache: Cache, xen: DebianXen, version: str | None = None, entry: str | None = None) -> dict:
+    apt = cache.apt(xen.codename)
     apt.update()
-    package = arch.xen_package
-    version = version or newest(apt.versions(package), {s.format(codename=CODENAME)
-                                             for s in ("{codename}", "{codename}-updates", "{codename}-security")})
+    package = xen.package
+    suites = {s.format(codename=xen.codename) for s in xen.suites}
+    version = version or newest(apt.versions(package), suites)
     if version is None:
-        raise ArtefactError(f"{package} is not available from the configured {CODENAME} mirror")
+        raise ArtefactError(f"Xen {xen.name}: {package} is not available from suites {', '.join(sorted(suites))} "
+                            "on the configured mirror")
     (cache.root / "xen").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.root) as dl:
         deb = apt.download(package, version, Path(dl))
 
         def gunzip_hypervisor(tmp: Path) -> str:
-            gz = tmp / "root" / arch.xen_member
+            gz = tmp / "root" / xen.member
             if not gz.is_file():
-                raise ArtefactError(f"{package} {version} has no {arch.xen_member}")
+                raise ArtefactError(f"{package} {version} has no {xen.member}")
             # QEMU's multiboot loader takes no gzip: keep the hypervisor uncompressed.
-            out = tmp / Path(arch.xen_member).stem
+            out = tmp / Path(xen.member).stem
             with gzip.open(gz) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             return out.name

@@ -22,7 +22,6 @@ from pathlib import Path
 from rig.artefacts import archive
 from rig.artefacts.apt import Apt, dpkg_deb, parse_sources, read_host_sources, rig_sources
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
-from rig.spec.platform import Arch
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,11 @@ class Cache:
             lock.flush()
             yield
 
-    def apt(self) -> Apt:
-        """The private apt root, set up from this machine's sources (call under locked())."""
-        apt = Apt(self.root / "apt")
-        apt.setup(rig_sources(parse_sources(read_host_sources()), archive.CODENAME))
+    def apt(self, codename: str = archive.CODENAME) -> Apt:
+        """A private apt root for Debian `codename`, its sources made from this machine's own
+        entries (the same mirrors), one root per release (call under locked())."""
+        apt = Apt(self.root / ("apt" if codename == archive.CODENAME else f"apt-{codename}"))
+        apt.setup(rig_sources(parse_sources(read_host_sources()), codename, archive.CODENAME))
         return apt
 
     # manifests: {"name", "package", "version", "source", "boot_file", "files": {rel: sha256}}
@@ -147,24 +147,25 @@ class Cache:
         return self._artefact(kind, name, manifest).verify()
 
     # -- Xen ------------------------------------------------------------------------------
-    def xen(self, arch: Arch, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:
+    def xen(self, xen: archive.DebianXen, *, fetch: bool = True, refresh: bool = False,
+            version: str | None = None) -> Artefact:
         """The hypervisor: as first fetched, or (a replay) exactly `version`, kept as xen/<package>@<version>."""
-        current = None if refresh else self._load("xen", arch.xen_package)
+        current = None if refresh else self._load("xen", xen.package)
         if version is None or (current and current["version"] == version):
-            return self._get("xen", arch.xen_package, f"Xen ({arch.xen_package})", lambda: archive.fetch_xen(self, arch),
-                             fetch=fetch, refresh=refresh)
-        pinned = f"{arch.xen_package}@{version}"
-        return self._get("xen", pinned, f"Xen {pinned}", lambda: archive.fetch_xen(self, arch, version, pinned),
+            return self._get("xen", xen.package, f"Xen {xen.name} ({xen.package})",
+                             lambda: archive.fetch_xen(self, xen), fetch=fetch, refresh=refresh)
+        pinned = f"{xen.package}@{version}"
+        return self._get("xen", pinned, f"Xen {pinned}", lambda: archive.fetch_xen(self, xen, version, pinned),
                          fetch=fetch, refresh=refresh)
 
-    def xen_efi(self, arch: Arch, *, fetch: bool = True) -> Artefact:
+    def xen_efi(self, xen: archive.DebianXen, *, fetch: bool = True) -> Artefact:
         """xen.efi from the same package as the multiboot hypervisor."""
-        self.xen(arch, fetch=fetch)
-        manifest = self._load("xen", arch.xen_package)
-        rel = f"root/{arch.xen_efi_member}"
+        self.xen(xen, fetch=fetch)
+        manifest = self._load("xen", xen.package)
+        rel = f"root/{xen.efi_member}"
         if rel not in manifest["files"]:
-            raise ArtefactError(f"{arch.xen_package} {manifest['version']} has no {arch.xen_efi_member}")
-        return Artefact("xen.efi", self.root / "xen" / arch.xen_package / rel, manifest["files"][rel],
+            raise ArtefactError(f"{xen.package} {manifest['version']} has no {xen.efi_member}")
+        return Artefact("xen.efi", self.root / "xen" / xen.package / rel, manifest["files"][rel],
                         manifest["source"], manifest["version"]).verify()
 
     # -- kernels --------------------------------------------------------------------------

@@ -103,6 +103,7 @@ def _row(r: Result) -> dict[str, str]:
                       + (f"{m.final[0]:#x}" if m.final else "unassigned") for m in r.relocations)
     return {"scenario": r.scenario, "firmware": r.firmware, "dom0_mem": r.dom0_mem,
             "role": r.kernel_role, "kernel": r.kernel, "release": r.kernel_release or "?",
+            "xen": (r.xen.version if r.xen else None) or "?",
             "verdict": r.verdict, "stage": r.stage_reached, "moved": moved or "none",
             "Xen scratch": _hex(r.xen_scratch),
             "converted pages": str(r.balloon.converted_pages) if r.balloon else "-",
@@ -162,6 +163,7 @@ def junit(results: list[Result], path: Path) -> Path:
             props = ET.SubElement(case, "properties")
             for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached", "run_dir"):
                 ET.SubElement(props, "property", name=key, value=str(getattr(r, key)))
+            ET.SubElement(props, "property", name="xen_version", value=str(r.xen.version if r.xen else None))
             for stage, seconds in r.timings.items():
                 ET.SubElement(props, "property", name=f"time_{stage}", value=str(seconds))
             counts["tests"] += 1

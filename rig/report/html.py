@@ -85,17 +85,19 @@ def render(paths: list[Path]) -> str:
     runs = find_results(paths)
     hosts: dict[tuple, list[tuple[Path, Result]]] = {}
     for run_dir, r in runs:
-        hosts.setdefault((r.scenario, r.firmware, r.dom0_mem), []).append((run_dir, r))
+        # One host per Xen too: two Xens' maps of the same scenario are not one A/B.
+        hosts.setdefault((r.scenario, r.firmware, r.dom0_mem, r.xen.version if r.xen else None), []).append((run_dir, r))
     legend = "".join(f'<svg width="12" height="12"><rect class="{cls}" width="12" height="12"/></svg> {name} &nbsp; '
                      for cls, name in (("e820-ram", "RAM"), ("e820-unusable", "UNUSABLE"), ("e820-reserved", "reserved"),
                                        ("window", "PCI window"), ("bar", "BAR"), ("bar-moved", "moved BAR"),
                                        ("scratch", "Xen scratch"), ("converted", "balloon RAM")))
     body = [f"<h1>xen-pvh-rig report</h1><p>{len(runs)} runs on {len(hosts)} hosts</p><p>{legend}</p>"]
-    for (scenario, firmware, dom0_mem), members in hosts.items():
+    for (scenario, firmware, dom0_mem, xen), members in hosts.items():
         members.sort(key=lambda m: (m[1].kernel_role != "unpatched", m[1].kernel_role))  # reference first
         lanes = {run_dir: _lanes(run_dir, r) for run_dir, r in members}
         axis = _axis(lanes.values())
-        body.append(f'<section class="host"><h2>{html.escape(scenario)} ({firmware}, dom0_mem={dom0_mem})</h2>')
+        body.append(f'<section class="host"><h2>{html.escape(scenario)} ({firmware}, dom0_mem={dom0_mem}, '
+                    f'Xen {html.escape(xen or "?")})</h2>')
         for run_dir, r in members:
             title = f"{r.kernel_role}: {r.kernel} {r.kernel_release or ''}"
             body.append(f'<h3>{html.escape(title)} <span class="{r.verdict}">{r.verdict}</span></h3>')

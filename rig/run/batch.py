@@ -18,7 +18,7 @@ from typing import Callable
 
 from rig.run import bundle, cores, single
 from rig.report import compare
-from rig.artefacts import initramfs, kernel_build
+from rig.artefacts import archive, initramfs, kernel_build
 from rig.spec import matrix, platform
 from rig import report
 from rig.report.result import Result
@@ -39,6 +39,7 @@ class Options:
     user_kernels: dict[str, Path] = field(default_factory=dict)
     user_modules: dict[str, Path] = field(default_factory=dict)
     user_xen: Path | None = None
+    xen_name: str | None = None      # a Debian Xen by name for every scenario (--xen 4.20)
     fetch: bool = True
     roles: list[str] | None = None   # run only these kernel roles
     timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
@@ -102,10 +103,21 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
         # Xen scrubs all of its RAM at boot: QEMU would touch every byte, and this machine has less.
         raise ScenarioError(source, "host.memory", f"{format_size(scenario.host.memory)} is more than this "
                                                    f"machine's RAM ({ram / 2**30:.1f} GiB)")
+    try:
+        archive.debian_xen(scenario.xen.version, arch.name)
+    except InputError as exc:
+        raise ScenarioError(source, "xen.version", str(exc)) from exc
     missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
         raise ScenarioError(source, f"host.pci.{i}.device", f"{arch.qemu_binary} has no device {missing[0]!r}")
+
+
+def with_xen(scenario: Scenario, name: str | None) -> Scenario:
+    """The scenario with its Xen named on the command line (--xen 4.20), if one was."""
+    if name is None:
+        return scenario
+    return scenario.model_copy(update={"xen": scenario.xen.model_copy(update={"version": name})})
 
 
 def only_roles(scenario: Scenario, roles: list[str] | None) -> Scenario:
@@ -119,11 +131,17 @@ def only_roles(scenario: Scenario, roles: list[str] | None) -> Scenario:
 
 @dataclass(frozen=True)
 class Artefacts:
-    xen: Artefact
-    kernels: dict[str, Artefact]     # by kernel name
-    initramfs: dict[str, Artefact]   # by kernel name: each carries its kernel's NIC modules
+    xens: dict[str | None, Artefact]   # by the jobs' Xen name (None: the default)
+    kernels: dict[str, Artefact]       # by kernel name
+    initramfs: dict[str, Artefact]     # by kernel name: each carries its kernel's NIC modules
     tools: GuestTools
-    xen_efi: Artefact | None = None
+    xen_efis: dict[str | None, Artefact] = field(default_factory=dict)   # for OVMF jobs, by Xen name
+
+    def xen(self, job: matrix.Job) -> Artefact:
+        return self.xens[job.xen]
+
+    def xen_efi(self, job: matrix.Job) -> Artefact | None:
+        return self.xen_efis.get(job.xen)
 
 
 def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Cache,
@@ -150,10 +168,14 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             progress: single.Progress = lambda r, m: None) -> Artefacts:
     """Every file the boots need, fetched if allowed, each verified against its sha256."""
     arch = platform.lookup(platform.ARCHES, jobs[0].scenario.host.arch, "architecture")
-    if options.pinned_xen:
-        xen = options.pinned_xen
-    else:
-        xen = cache.user_xen(options.user_xen) if options.user_xen else cache.xen(arch, fetch=options.fetch)
+    xens = {}
+    for name in dict.fromkeys(j.xen for j in jobs):
+        if options.pinned_xen:
+            xens[name] = options.pinned_xen
+        elif options.user_xen:
+            xens[name] = cache.user_xen(options.user_xen)
+        else:
+            xens[name] = cache.xen(archive.debian_xen(name, arch.name), fetch=options.fetch)
     kernels = {}
     for name in dict.fromkeys(j.kernel for j in jobs):
         if name in options.pinned_kernels:
@@ -164,11 +186,11 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
         else:
             kernels[name] = cache.kernel(name, fetch=options.fetch)
-    xen_efi = None
-    if any(j.scenario.host.firmware == "ovmf" for j in jobs):  # only xen-efi needs it
+    xen_efis = {}
+    for name in dict.fromkeys(j.xen for j in jobs if j.scenario.host.firmware == "ovmf"):  # only xen-efi needs it
         if options.user_xen:
-            raise InputError("--xen gives a multiboot hypervisor; OVMF variants need xen.efi from the cache")
-        xen_efi = cache.xen_efi(arch, fetch=options.fetch)
+            raise InputError("--xen PATH gives a multiboot hypervisor; OVMF variants need xen.efi from the cache")
+        xen_efis[name] = cache.xen_efi(archive.debian_xen(name, arch.name), fetch=options.fetch)
     for firmware in {j.scenario.host.firmware for j in jobs}:
         row = platform.FIRMWARES[firmware]
         for f in (row.code, row.vars):
@@ -178,7 +200,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
     initrds = {name: agent_initramfs(cache, tools, arch, kernel, options.user_modules.get(name)
                                      if name in options.user_kernels else cache.modules_dir(kernel))
                for name, kernel in kernels.items()}
-    return Artefacts(xen, kernels, initrds, tools, xen_efi)
+    return Artefacts(xens, kernels, initrds, tools, xen_efis)
 
 
 def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel: Artefact,
@@ -192,7 +214,7 @@ def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel
 def run(scenario: Scenario, options: Options, progress: single.Progress = lambda r, m: None,
         cache: Cache | None = None) -> tuple[Path, list[dict]]:
     """`rig run`: one scenario, every variant, results in <out>/<role>/ when there is one variant."""
-    scenario = only_roles(scenario, options.roles)
+    scenario = with_xen(only_roles(scenario, options.roles), options.xen_name)
     out_dir = options.out_dir or new_out_dir(scenario.name)
     jobs = matrix.expand([scenario], flat=True)
     one_variant = len(scenario.variants()) == 1
@@ -236,7 +258,7 @@ def _write_plan(out_dir: Path, planned: list[matrix.Job], every: list[matrix.Job
 
 def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, int] | None = None,
                progress: single.Progress = lambda r, m: None, cache: Cache | None = None) -> tuple[Path, list[dict]]:
-    every = matrix.expand([only_roles(s, options.roles) for s in scenarios])
+    every = matrix.expand([with_xen(only_roles(s, options.roles), options.xen_name) for s in scenarios])
     jobs = matrix.shard(every, *shard) if shard else every
     out_dir = options.out_dir or new_out_dir("matrix" if len(scenarios) > 1 else scenarios[0].name)
     with claimed(out_dir):
@@ -258,9 +280,9 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
         (out_dir / f"{s.name}.scenario.json").write_text(s.model_dump_json(indent=1) + "\n")
 
     def boot(job: matrix.Job) -> single.KernelBoot:
-        bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen.path,
+        bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen(job).path,
                               kernel=art.kernels[job.kernel].path, initrd=art.initramfs[job.kernel].path,
-                              xen_efi=art.xen_efi.path if art.xen_efi else None)
+                              xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None)
         say = lambda _role, message: progress(label(job), message)  # noqa: E731
         run_dir = out_dir / job.rel_dir
         failed: list[dict] = []
@@ -343,7 +365,7 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
             boot.failure = "internal"
             boot.error = f"internal error while judging: {type(exc).__name__}: {exc}"
             single.save_traceback(boot.run_dir, boot)
-    artefacts = {"xen": art.xen.record(), "kernel": art.kernels[job.kernel].record(),
+    artefacts = {"xen": art.xen(job).record(), "kernel": art.kernels[job.kernel].record(),
                  "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
     if job.kernel in options.user_modules:
         artefacts["modules"] = str(options.user_modules[job.kernel])
@@ -362,7 +384,7 @@ def _write_job(job: matrix.Job, boot: single.KernelBoot, data: Result, artefacts
     report.write(boot.run_dir, data)
     bundle.write(boot.run_dir, bundle.make(
         job.scenario.model_copy(update={"kernels": {job.role: job.kernel}}), job.role, job.kernel,
-        boot.plan.accel.name, boot.run_dir, {**artefacts, **({"xen_efi": art.xen_efi.record()} if art.xen_efi else {})},
+        boot.plan.accel.name, boot.run_dir, {**artefacts, **({"xen_efi": art.xen_efi(job).record()} if art.xen_efi(job) else {})},
         boot.plan.xen_cmdline, boot.plan.dom0_cmdline,
         {"timeout_scale": options.timeout_scale, "collect": options.collect_via}))
 

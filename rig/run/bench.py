@@ -144,8 +144,8 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
     accel = platform.detect_accel("auto").accel
 
     def floor_plan(job: matrix.Job) -> plan_mod.BootPlan:
-        return plan_mod.make(job.scenario, job.role, accel, xen=art.xen.path, kernel=art.kernels[job.kernel].path,
-                             initrd=floor_initrd.path, xen_efi=art.xen_efi.path if art.xen_efi else None)
+        return plan_mod.make(job.scenario, job.role, accel, xen=art.xen(job).path, kernel=art.kernels[job.kernel].path,
+                             initrd=floor_initrd.path, xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None)
 
     ab = ab_command or [*rig_command(), "run", str(scenario_path)]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig import __version__
+from rig.artefacts import archive
 from rig.artefacts.store import Artefact, Cache
 from rig.errors import ArtefactError, InputError
 from rig.host import qemu_argv
@@ -148,7 +149,7 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     _check(f"kernel {name}", kernel_rec, kernel, mismatches)
     xen_rec = art["xen"]
     if xen_rec["source"].startswith("debian:"):
-        xen = cache.xen(arch, fetch=fetch, version=xen_rec["version"])
+        xen = cache.xen(archive.debian_xen(scenario.xen.version, arch.name), fetch=fetch, version=xen_rec["version"])
     elif Path(xen_rec["path"]).is_file():
         xen = cache.user_xen(Path(xen_rec["path"]))
     else:

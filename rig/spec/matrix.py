@@ -32,18 +32,24 @@ class Job:
         return self.scenario.xen.dom0_mem
 
     @property
-    def host(self) -> tuple[str, str, int]:
-        return (self.scenario.name, self.firmware, self.dom0_mem)
+    def host(self) -> tuple[str, str, int, str | None]:
+        """The machine this job boots on: its kernels are judged together (one Xen, one map)."""
+        return (self.scenario.name, self.firmware, self.dom0_mem, self.xen)
+
+    @property
+    def xen(self) -> str | None:
+        return self.scenario.xen.version
 
     @property
     def id(self) -> str:
-        return job_id(self.scenario.name, self.firmware, format_size(self.dom0_mem), self.role)
+        return job_id(self.scenario.name, self.firmware, format_size(self.dom0_mem), self.role, self.xen)
 
 
-def job_id(scenario: str, firmware: str, dom0_mem: str, role: str) -> str:
+def job_id(scenario: str, firmware: str, dom0_mem: str, role: str, xen: str | None = None) -> str:
     """A job's one name, wherever it is shown or matched: result.json's "job", summaries,
-    baselines, JUnit test names, pytest items, bench directories. dom0_mem as written: "512M"."""
-    return f"{scenario}[{firmware}-{dom0_mem}-{role}]"
+    baselines, JUnit test names, pytest items, bench directories. dom0_mem as written: "512M";
+    a Xen named other than by default comes first: "s[xen4.20-seabios-512M-unpatched]"."""
+    return f"{scenario}[{f'xen{xen}-' if xen else ''}{firmware}-{dom0_mem}-{role}]"
 
 
 def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:
@@ -78,7 +84,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
     """Shard `index` of `count` (1-based): whole hosts, dealt round-robin in a stable order."""
-    hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2]))
+    hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2], h[3] or ""))
     mine = {h for i, h in enumerate(hosts) if i % count == index - 1}
     return [j for j in jobs if j.host in mine]
 

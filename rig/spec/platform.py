@@ -24,9 +24,6 @@ class Arch:
     iommus: dict[str, tuple[str, ...]]          # iommu name -> -device strings ("" = none)
     xen_console: str                            # Xen's own console arguments
     dom0_console: str                           # dom0 kernel console arguments
-    xen_package: str                            # Debian package that ships the hypervisor
-    xen_member: str                             # path of the hypervisor inside that package
-    xen_efi_member: str                         # path of the EFI hypervisor inside that package
     kernel_meta_package: str                    # Debian metapackage that names the current kernel
     pci_root_bus: str                           # id of the root bus devices plug into
     pci_hole64_global: str                      # -global property that sizes the 64-bit PCI window
@@ -84,9 +81,6 @@ ARCHES: dict[str, Arch] = {
         # uncalibrated lpj assumes, and one 6.12 boot hung for 240 s probing the PS/2
         # controller. The keyboard controller has nothing to do with BARs or balloons.
         dom0_console="console=hvc0 earlyprintk=xen initcall_blacklist=i8042_init",
-        xen_package="xen-hypervisor-4.17-amd64",
-        xen_member="boot/xen-4.17-amd64.gz",
-        xen_efi_member="boot/xen-4.17-amd64.efi",
         kernel_meta_package="linux-image-amd64",
         pci_root_bus="pcie.0",
         pci_hole64_global="q35-pcihost.pci-hole64-size",

@@ -58,6 +58,7 @@ class Host(_Strict):
 
 
 class Xen(_Strict):
+    version: str | None = None  # a Debian Xen by name ("4.20"); None: the rig's default (4.17)
     dom0_mem: Union[Size, Annotated[list[Size], Field(min_length=1)]] = 512 << 20  # a list makes a matrix
     cmdline: str = ""       # extra Xen arguments, appended to the rig's
     dom0_cmdline: str = ""  # extra dom0 kernel arguments

@@ -169,7 +169,8 @@ def test_a_taken_port_is_skipped_when_forwarding_ssh(tmp_path, monkeypatch):
     QEMU for the next one instead of failing the launch."""
     import socket
 
-    from rig.spec import plan, platform, scenario
+    from rig.artefacts import archive
+    from rig.spec import plan, scenario
     from rig.artefacts.store import Cache
     from rig.host import ports as ports_mod, qemu
 
@@ -180,7 +181,7 @@ def test_a_taken_port_is_skipped_when_forwarding_ssh(tmp_path, monkeypatch):
     monkeypatch.setattr(ports_mod, "free_port", lambda: next(ports))
     cache = Cache()
     s = scenario.load(SCENARIOS / "bar-clash-64bit.toml")
-    p = plan.make(s, "unpatched", "tcg", xen=cache.xen(platform.ARCHES["x86_64"], fetch=False).path,
+    p = plan.make(s, "unpatched", "tcg", xen=cache.xen(archive.debian_xen(None, "x86_64"), fetch=False).path,
                   kernel=cache.kernel("debian-6.1", fetch=False).path, initrd=Path("/dev/null"))
     try:
         with qemu.QemuHost(p, tmp_path) as host:

@@ -155,3 +155,21 @@ def test_a_truncated_package_is_an_artefact_error_naming_dpkg_deb(tmp_path):
     deb.write_bytes(b"!<arch>\ndebian-binary   ")   # cut short, as a full disk leaves it
     with pytest.raises(ArtefactError, match=r"dpkg-deb -x .*xen\.deb .* failed: "):
         dpkg_deb("-x", str(deb), str(tmp_path / "root"))
+
+
+def test_another_release_comes_from_the_same_mirrors_with_its_suites_renamed():
+    """Xen 4.20 is trixie's: the machine's bookworm entries, each suite renamed, keys kept."""
+    sources = _rig_sources(parse_sources({"debian.sources": DEB822}), "trixie", CODENAME)
+    by_suites = {s.suites: s for s in sources}
+    assert set(by_suites) == {("trixie", "trixie-updates"), ("trixie-security",), ("trixie-backports",)}
+    assert by_suites[("trixie", "trixie-updates")].uris == ("http://mirror.example/pub/debian",)
+    assert by_suites[("trixie-security",)].uris == ("http://mirror.example/pub/debian-security",)
+    assert all(s.signed_by == "/usr/share/keyrings/debian-archive-keyring.gpg" for s in sources)
+
+
+def test_an_unknown_xen_lists_the_known_ones():
+    from rig.artefacts import archive
+    assert archive.debian_xen(None, "x86_64").package == "xen-hypervisor-4.17-amd64"   # the default
+    assert archive.debian_xen("4.20", "x86_64").codename == "trixie"
+    with pytest.raises(InputError, match=r"unknown Xen '4.19' for x86_64 \(known: 4.17, 4.20; or --xen PATH"):
+        archive.debian_xen("4.19", "x86_64")

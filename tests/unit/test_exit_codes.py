@@ -119,3 +119,26 @@ def test_bad_run_options_are_one_line_exit_2(capsys, option, value, says):
     scenario = Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml"
     assert cli.main(["run", str(scenario), option, value]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_xen_is_a_name_or_a_file_else_one_line_exit_2(tmp_path, capsys):
+    from pathlib import Path
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml"
+    assert cli._xen("4.20") == ("4.20", None)
+    hypervisor = tmp_path / "xen.gz"
+    hypervisor.write_bytes(b"\x1f\x8b")
+    assert cli._xen(str(hypervisor)) == (None, hypervisor)
+    assert cli.main(["run", str(scenario), "--xen", "4.19"]) == 2
+    err = capsys.readouterr().err
+    assert "--xen 4.19: neither a Xen name (4.17, 4.20) nor a file" in err and err.count("\n") == 1
+
+
+def test_a_scenario_naming_an_unknown_xen_is_refused_naming_file_and_key(tmp_path, capsys):
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text()
+    assert "\n[xen]\n" in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("\n[xen]\n", '\n[xen]\nversion = "4.19"\n', 1))
+    assert cli.main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "xen.version" in err and "unknown Xen '4.19'" in err and err.count("\n") == 1

@@ -90,3 +90,13 @@ def test_boots_at_once_follow_the_vcpus_of_the_biggest_host(tmp_path, monkeypatc
     # A TCG vCPU keeps a core busy: 1-vCPU hosts boot two at a time on 2 cores, a 2-vCPU one alone.
     assert (batch.default_workers(jobs_one), batch.default_workers(jobs_both)) == (2, 1)
     assert batch.default_workers() == 1
+
+
+def test_a_named_xen_is_in_the_job_id_and_the_host_and_the_default_is_not():
+    default = matrix.expand([make("a")])[0]
+    s = make("a")
+    xen420 = matrix.expand([s.model_copy(update={"xen": s.xen.model_copy(update={"version": "4.20"})})])[0]
+    assert default.id == "a[seabios-512M-unpatched]"      # baselines of the default Xen keep their ids
+    assert xen420.id == "a[xen4.20-seabios-512M-unpatched]"
+    assert default.host != xen420.host                     # never judged against the other Xen's map
+

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DebianKernel:
     name: str
-    suites: tuple[str, ...]   # suite name templates, {codename} filled from the host
+    suites: tuple[str, ...]   # suite name templates, {codename} filled with `codename`
     version_prefix: str       # guards the name: debian-bpo-6.12 must really be 6.12.y
     description: str
+    codename: str = "bookworm"   # the Debian release, on the machine's own mirror
 
 
 DEBIAN_KERNELS = {
@@ -33,6 +34,11 @@ DEBIAN_KERNELS = {
                      "Debian bookworm 6.1.y: lacks the PVH balloon fix (unpatched)"),
         DebianKernel("debian-bpo-6.12", ("{codename}-backports",), "6.12.",
                      "Debian bookworm-backports 6.12.y: has 38620fc4e893 and follow-ups (patched)"),
+        DebianKernel("debian-13-6.12", ("{codename}", "{codename}-updates", "{codename}-security"), "6.12.",
+                     "Debian 13 (trixie) 6.12.y: has the balloon fix", "trixie"),
+        DebianKernel("debian-13-bpo-7", ("{codename}-backports",), "7.",
+                     "Debian 13 trixie-backports 7.x: the balloon target changed again (87af633689ce, "
+                     "0949c646d646)", "trixie"),
     )
 }
 CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from, as the machine's
@@ -116,10 +122,10 @@ def fetch_xen(cache: Cache, xen: DebianXen, version: str | None = None, entry: s
 
 
 def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None, entry: str | None = None) -> dict:
-    apt = cache.apt()
+    apt = cache.apt(kernel.codename)
     apt.update()
     meta = "linux-image-amd64"
-    suites = {s.format(codename=CODENAME) for s in kernel.suites}
+    suites = {s.format(codename=kernel.codename) for s in kernel.suites}
     meta_version = version or newest(apt.versions(meta), suites)
     if meta_version is None:
         raise ArtefactError(f"{meta} is not available from suites {', '.join(sorted(suites))}")
@@ -129,17 +135,23 @@ def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None,
     if not meta_version.startswith(kernel.version_prefix):
         raise ArtefactError(f"{kernel.name}: the archive now serves {meta_version}, not {kernel.version_prefix}y; "
                             "the rig's kernel table needs a new row")
+    # Debian's 7.x packages split the image: linux-image-X only depends on linux-binary-X
+    # (vmlinuz) and linux-modules-X (the modules), all of the same version.
+    parts = [image] + [d.split()[0] for d in apt.depends(image, meta_version)
+                       if d.startswith(("linux-binary-", "linux-modules-")) and f"(= {meta_version})" in d]
     (cache.root / "kernels").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.root) as dl:
-        deb = apt.download(image, meta_version, Path(dl))
+        debs = [apt.download(package, meta_version, Path(dl)) for package in parts]
 
         def vmlinuz(tmp: Path) -> str:
-            found = sorted((tmp / "root" / "boot").glob("vmlinuz-*"))
+            found = sorted((tmp / "root" / "boot").glob("vmlinuz-*")) or \
+                sorted((tmp / "root" / "usr" / "lib" / "modules").glob("*/vmlinuz"))
             if not found:
-                raise ArtefactError(f"{image} {meta_version} has no /boot/vmlinuz-*")
+                raise ArtefactError(f"{' + '.join(parts)} {meta_version} has no /boot/vmlinuz-* "
+                                    "nor /usr/lib/modules/*/vmlinuz")
             return str(found[0].relative_to(tmp))
 
-        return cache.install("kernels", entry or kernel.name, deb, f"debian:{image}={meta_version}", meta_version,
+        return cache.install("kernels", entry or kernel.name, debs, f"debian:{image}={meta_version}", meta_version,
                              vmlinuz)
 
 

@@ -114,17 +114,22 @@ class Cache:
         rel = manifest["boot_file"]
         return Artefact(name, base / rel, manifest["files"][rel], manifest["source"], manifest["version"])
 
-    def install(self, kind: str, name: str, deb: Path, source: str, version: str, boot_file_of) -> dict:
-        """Unpack `deb` into kind/name/root atomically and write its manifest."""
+    def install(self, kind: str, name: str, debs: Path | list[Path], source: str, version: str,
+                boot_file_of) -> dict:
+        """Unpack `debs` (one package, or several that make one kernel) into kind/name/root
+        atomically and write its manifest."""
+        debs = [debs] if isinstance(debs, Path) else debs
         final = self.root / kind / name
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.root / kind))
         try:
-            dpkg_deb("-x", str(deb), str(tmp / "root"))
+            for deb in debs:
+                dpkg_deb("-x", str(deb), str(tmp / "root"))
             boot_rel = boot_file_of(tmp)
             files = {str(p.relative_to(tmp)): sha256_file(p)
                      for p in sorted(tmp.rglob("*")) if p.is_file() and not p.is_symlink()}
             manifest = {"name": name, "source": source, "version": version, "boot_file": boot_rel,
-                        "deb_sha256": sha256_file(deb), "files": files}
+                        "deb_sha256": sha256_file(debs[0]), "debs": {d.name: sha256_file(d) for d in debs},
+                        "files": files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             if final.exists():
                 shutil.rmtree(final)
@@ -186,9 +191,12 @@ class Cache:
 
     @staticmethod
     def modules_dir(kernel: Artefact) -> Path | None:
-        """lib/modules/<release> of a kernel unpacked from its Debian package (beside /boot)."""
+        """lib/modules/<release> of a kernel unpacked from its Debian packages: beside /boot, or
+        (Debian's 7.x packages) the directory of usr/lib/modules/<release>/vmlinuz itself."""
         if not kernel.source.startswith("debian:"):
             return None
+        if kernel.path.name == "vmlinuz" and kernel.path.parent.parent.name == "modules":
+            return kernel.path.parent
         found = sorted((kernel.path.parent.parent / "lib" / "modules").glob("*"))
         return found[0] if found else None
 

@@ -10,7 +10,7 @@ from rig.errors import ParseError
 # One vocabulary for the three sources; the balloon check only cares about ram/unusable.
 _TYPES = {
     "usable": "ram", "system ram": "ram", "ram": "ram",
-    "reserved": "reserved",
+    "reserved": "reserved", "device reserved": "reserved",   # Linux 7.x prints "device reserved"
     "acpi data": "acpi", "acpi tables": "acpi",
     "acpi nvs": "nvs", "acpi non-volatile storage": "nvs",
     "unusable": "unusable", "unusable memory": "unusable",
@@ -33,7 +33,9 @@ def normalise_type(raw: str) -> str:
 
 # Addresses exactly as the kernel and Xen print them (%#018Lx, %016lx): a doubled or lost
 # digit is a garbled line, not another address.
-_BIOS_E820 = re.compile(r"BIOS-e820: \[mem 0x([0-9a-f]{16})-0x([0-9a-f]{16})\] (\S.*?)\s*$")
+_BIOS_E820 = re.compile(r"BIOS-e820: \[mem 0x([0-9a-f]{16})-0x([0-9a-f]{16})\] +(\S.*?)\s*$")
+# Linux 7.x also prints the holes between entries; they are not entries.
+_BIOS_E820_GAP = re.compile(r"BIOS-e820: \[gap 0x[0-9a-f]{16}-0x[0-9a-f]{16}\]\s*$")
 _XEN_E820 = re.compile(r"^\(XEN\)(?: \[[0-9a-f]+\])?\s+\[([0-9a-f]{16}), ([0-9a-f]{16})\] \(([A-Za-z ]+)\)\s*$")
 # Inside the block every entry is indented ("(XEN) [stamp]  [start, end] (type)"); the
 # block ends at the first Xen line whose text starts with a word ("New Xen image base",
@@ -72,6 +74,8 @@ def from_dmesg(dmesg: str) -> list[E820Entry]:
         if "BIOS-e820:" not in line:
             if entries:
                 break
+            continue
+        if _BIOS_E820_GAP.search(line):
             continue
         m = _BIOS_E820.search(line)
         if not m:

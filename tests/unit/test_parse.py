@@ -230,3 +230,22 @@ def test_iomem_lines_must_all_parse(text):
 def test_pci_resource_lines_must_all_parse(line):
     with pytest.raises(ParseError, match="pci-resources"):
         pci.from_sysfs(line + "\n")
+
+
+def test_linux_7_prints_e820_with_new_names_and_gaps():
+    """A real Debian 13 backports 7.3 boot: "System RAM", "device reserved", two spaces and
+    "[gap ...]" lines between entries. Its map is the one /sys/firmware/memmap holds."""
+    run = RUNS / "debian-13" / "bpo7"
+    from_dmesg = e820.from_dmesg((run / "dmesg.txt").read_text())
+    from_memmap = e820.from_memmap((run / "e820.txt").read_text())
+    assert [(e.start, e.end, e.type) for e in from_dmesg] == [(e.start, e.end, e.type) for e in from_memmap]
+    assert len(from_dmesg) == 10
+    assert (0x20061000, 0x7FFDFFFF, "ram") in [(e.start, e.end, e.type) for e in from_dmesg]   # converted, as in 6.12
+    assert (0x9FC00, 0xFFFFF, "reserved") in [(e.start, e.end, e.type) for e in from_dmesg]
+
+
+def test_a_garbled_gap_line_is_refused_not_skipped():
+    text = ("[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009efff]  System RAM\n"
+            "[    0.000000] BIOS-e820: [gap 0x000000000009f000-0x00000000009fbff]\n")
+    with pytest.raises(ParseError, match="BIOS-e820 line does not parse"):
+        e820.from_dmesg(text)

@@ -286,8 +286,9 @@ def cmd_compare(args) -> int:
 def cmd_fetch(args) -> int:
     cache = Cache()
     arch = platform.ARCHES["x86_64"]
-    xen = cache.xen(archive.debian_xen(None, arch.name), refresh=args.refresh)
-    _progress("fetch", f"xen {xen.version}: {xen.path}")
+    for name in args.xen or [None]:
+        xen = cache.xen(archive.debian_xen(name, arch.name), refresh=args.refresh)
+        _progress("fetch", f"xen {xen.version}: {xen.path}")
     tools = cache.guest_tools(refresh=args.refresh)
     _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
     for name in args.kernels or sorted(DEBIAN_KERNELS):
@@ -317,7 +318,8 @@ def cmd_kernel_list(args) -> int:
 
 def cmd_validate(args) -> int:
     for path in args.scenarios:
-        scenario_mod.load(path, batch.known_kernels(batch.Options(user_kernels=_pairs(args.kernel, "--kernel"))))
+        scenario = scenario_mod.load(path, batch.known_kernels(batch.Options(user_kernels=_pairs(args.kernel, "--kernel"))))
+        batch.check_xen(scenario, path)
         print(f"{path}: ok")
     return 0
 
@@ -454,6 +456,8 @@ def parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
     fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")
     fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
+    fetch.add_argument("--xen", action="append", choices=list(DEBIAN_XENS),
+                       help=f"a Debian Xen to fetch (repeatable; default: {DEFAULT_XEN})")
     fetch.set_defaults(func=cmd_fetch)
 
     kernel = sub.add_parser("kernel", help="dom0 kernels built from source")

@@ -126,6 +126,7 @@ def rig_results(request: pytest.FixtureRequest):
 
     def results(path, firmware: str | None = None) -> dict[str, dict]:
         s = scenario_mod.load(Path(path), batch.known_kernels(plugin.options))
+        batch.check_xen(s, path)
         jobs = [j for j in matrix.expand([s]) if firmware in (None, j.firmware)]
         out = {}
         for host in dict.fromkeys(j.host for j in jobs):
@@ -150,6 +151,7 @@ class ScenarioFile(pytest.File):
         plugin: RigPlugin = self.config.stash[RIG]
         try:
             scenario = scenario_mod.load(self.path, batch.known_kernels(plugin.options))
+            batch.check_xen(scenario, self.path)
         except RigError as exc:
             raise self.CollectError(str(exc)) from exc
         jobs = matrix.expand([scenario])

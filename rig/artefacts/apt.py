@@ -70,6 +70,8 @@ def rig_sources(host_sources: list[AptSource], codename: str, host_codename: str
     host_codename = host_codename or codename
     debian = [s for s in host_sources
               if any(suite == host_codename or suite.startswith(host_codename + "-") for suite in s.suites)]
+    if codename != host_codename:   # another release: Debian's own entries only, not a vendor's
+        debian = [s for s in debian if "main" in s.components]
     main = [s for s in debian if host_codename in s.suites]
     if not main:
         raise ArtefactError(f"no apt source for Debian {host_codename} is configured "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rig.errors import ArtefactError, InputError
+from rig.spec import platform
 from rig.artefacts.apt import dpkg_deb, newest
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ DEBIAN_XENS = {
                   "boot/xen-4.20-amd64.efi"),
     )
 }
-DEFAULT_XEN = "4.17"   # a scenario that names none; the A/B the README runs
+DEFAULT_XEN = platform.DEFAULT_XEN
 
 
 def debian_xen(name: str | None, arch: str) -> DebianXen:

@@ -103,21 +103,36 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
         # Xen scrubs all of its RAM at boot: QEMU would touch every byte, and this machine has less.
         raise ScenarioError(source, "host.memory", f"{format_size(scenario.host.memory)} is more than this "
                                                    f"machine's RAM ({ram / 2**30:.1f} GiB)")
-    try:
-        archive.debian_xen(scenario.xen.version, arch.name)
-    except InputError as exc:
-        raise ScenarioError(source, "xen.version", str(exc)) from exc
+    check_xen(scenario, source)
     missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
         raise ScenarioError(source, f"host.pci.{i}.device", f"{arch.qemu_binary} has no device {missing[0]!r}")
 
 
-def with_xen(scenario: Scenario, name: str | None) -> Scenario:
-    """The scenario with its Xen named on the command line (--xen 4.20), if one was."""
+USER_XEN = "user"   # the Xen name of jobs booted with --xen PATH: their ids never match a Debian Xen's
+
+
+def with_xen(scenario: Scenario, options: Options) -> Scenario:
+    """The scenario with the Xen the command line names (--xen 4.20, or --xen PATH)."""
+    name = options.xen_name
+    if options.user_xen is not None:
+        if scenario.xen.version is not None:
+            raise InputError(f"--xen {options.user_xen}: scenario {scenario.name} names Xen {scenario.xen.version} "
+                             "(xen.version); a user hypervisor boots only scenarios that name none")
+        name = USER_XEN
     if name is None:
         return scenario
     return scenario.model_copy(update={"xen": scenario.xen.model_copy(update={"version": name})})
+
+
+def check_xen(scenario: Scenario, source: Path | str) -> None:
+    """A scenario's xen.version names a Xen the rig knows (bad input, before anything boots)."""
+    arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
+    try:
+        archive.debian_xen(scenario.xen.version, arch.name)
+    except InputError as exc:
+        raise ScenarioError(source, "xen.version", str(exc)) from exc
 
 
 def only_roles(scenario: Scenario, roles: list[str] | None) -> Scenario:
@@ -172,7 +187,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
     for name in dict.fromkeys(j.xen for j in jobs):
         if options.pinned_xen:
             xens[name] = options.pinned_xen
-        elif options.user_xen:
+        elif name == USER_XEN:
             xens[name] = cache.user_xen(options.user_xen)
         else:
             xens[name] = cache.xen(archive.debian_xen(name, arch.name), fetch=options.fetch)
@@ -214,7 +229,7 @@ def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel
 def run(scenario: Scenario, options: Options, progress: single.Progress = lambda r, m: None,
         cache: Cache | None = None) -> tuple[Path, list[dict]]:
     """`rig run`: one scenario, every variant, results in <out>/<role>/ when there is one variant."""
-    scenario = with_xen(only_roles(scenario, options.roles), options.xen_name)
+    scenario = with_xen(only_roles(scenario, options.roles), options)
     out_dir = options.out_dir or new_out_dir(scenario.name)
     jobs = matrix.expand([scenario], flat=True)
     one_variant = len(scenario.variants()) == 1
@@ -258,7 +273,7 @@ def _write_plan(out_dir: Path, planned: list[matrix.Job], every: list[matrix.Job
 
 def run_matrix(scenarios: list[Scenario], options: Options, shard: tuple[int, int] | None = None,
                progress: single.Progress = lambda r, m: None, cache: Cache | None = None) -> tuple[Path, list[dict]]:
-    every = matrix.expand([with_xen(only_roles(s, options.roles), options.xen_name) for s in scenarios])
+    every = matrix.expand([with_xen(only_roles(s, options.roles), options) for s in scenarios])
     jobs = matrix.shard(every, *shard) if shard else every
     out_dir = options.out_dir or new_out_dir("matrix" if len(scenarios) > 1 else scenarios[0].name)
     with claimed(out_dir):

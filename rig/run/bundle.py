@@ -155,6 +155,10 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     else:
         raise ArtefactError(f"xen was a user file ({xen_rec['path']}), not on this machine")
     _check("xen", xen_rec, xen, mismatches)
+    if "xen_efi" in art and art["xen_efi"]["source"].startswith("debian:"):
+        # xen.efi is not pinned the way the multiboot Xen is: say so if the cache's differs.
+        _check("xen_efi", art["xen_efi"], cache.xen_efi(archive.debian_xen(scenario.xen.version, arch.name),
+                                                        fetch=fetch), mismatches)
     return Resolved(scenario, {name: kernel}, xen, art.get("tools") or {}, mismatches)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.errors import InputError
+from rig.spec import platform
 from rig.spec.scenario import Scenario
 from rig.units import format_size, parse_size
 
@@ -38,7 +39,9 @@ class Job:
 
     @property
     def xen(self) -> str | None:
-        return self.scenario.xen.version
+        """The Xen named for this job; None for the default (ids without a Xen tag)."""
+        version = self.scenario.xen.version
+        return None if version in (None, platform.DEFAULT_XEN) else version
 
     @property
     def id(self) -> str:
@@ -65,12 +68,14 @@ def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:
         for firmware, dom0_mem in variants:
             v = s.variant(firmware, dom0_mem)
             for role, kernel in v.kernels.items():
+                job = Job(v, role, kernel, Path(role))
+                variant = f"{f'xen{job.xen}-' if job.xen else ''}{firmware}-{format_size(dom0_mem)}"
                 if flat and len(scenarios) == 1 and len(variants) == 1:
                     rel = Path(role)
                 elif flat and len(scenarios) == 1:
-                    rel = Path(f"{firmware}-{format_size(dom0_mem)}") / role
+                    rel = Path(variant) / role
                 else:
-                    rel = Path(s.name) / f"{firmware}-{format_size(dom0_mem)}" / role
+                    rel = Path(s.name) / variant / role
                 jobs.append(Job(v, role, kernel, rel))
     return jobs
 

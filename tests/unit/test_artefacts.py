@@ -173,3 +173,11 @@ def test_an_unknown_xen_lists_the_known_ones():
     assert archive.debian_xen("4.20", "x86_64").codename == "trixie"
     with pytest.raises(InputError, match=r"unknown Xen '4.19' for x86_64 \(known: 4.17, 4.20; or --xen PATH"):
         archive.debian_xen("4.19", "x86_64")
+
+
+def test_a_vendor_repository_is_not_renamed_to_another_release():
+    text = ("deb http://m.example/pub/debian bookworm main\n"
+            "deb https://vendor.example/apt bookworm stable\n")
+    sources = _rig_sources(parse_sources({"sources.list": text}), "trixie", CODENAME)
+    assert [s.uris for s in sources] == [("http://m.example/pub/debian",), ("http://m.example/pub/debian",)]
+    assert [s.suites for s in sources] == [("trixie",), ("trixie-backports",)]

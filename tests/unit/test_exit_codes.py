@@ -7,6 +7,7 @@ import pexpect
 import pytest
 
 from rig import cli, report
+from rig.errors import InputError
 from rig.run import batch
 from rig.checks import verdict
 from tests.conftest import make_result
@@ -142,3 +143,23 @@ def test_a_scenario_naming_an_unknown_xen_is_refused_naming_file_and_key(tmp_pat
     assert cli.main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "xen.version" in err and "unknown Xen '4.19'" in err and err.count("\n") == 1
+
+
+def test_a_user_hypervisor_is_never_filed_under_a_debian_xen(tmp_path):
+    from pathlib import Path
+    from rig.spec import matrix, scenario as scenario_mod
+    s = scenario_mod.load(Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml")
+    user = batch.with_xen(s, batch.Options(user_xen=tmp_path / "xen.gz"))
+    assert matrix.expand([user])[0].id == "bar-clash-64bit[xenuser-seabios-512M-unpatched]"
+    named = s.model_copy(update={"xen": s.xen.model_copy(update={"version": "4.20"})})
+    with pytest.raises(InputError, match=r"names Xen 4.20 \(xen.version\); a user hypervisor boots only"):
+        batch.with_xen(named, batch.Options(user_xen=tmp_path / "xen.gz"))
+
+
+def test_validate_refuses_an_unknown_xen_as_run_does(tmp_path, capsys):
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "scenarios" / "bar-clash-64bit.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("\n[xen]\n", '\n[xen]\nversion = "4.19"\n', 1))
+    assert cli.main(["validate", str(bad)]) == 2
+    assert "xen.version" in capsys.readouterr().err

@@ -100,3 +100,16 @@ def test_a_named_xen_is_in_the_job_id_and_the_host_and_the_default_is_not():
     assert xen420.id == "a[xen4.20-seabios-512M-unpatched]"
     assert default.host != xen420.host                     # never judged against the other Xen's map
 
+
+
+def test_naming_the_default_xen_keeps_the_default_ids():
+    s = make("a")
+    explicit = s.model_copy(update={"xen": s.xen.model_copy(update={"version": "4.17"})})
+    assert [j.id for j in matrix.expand([explicit])] == [j.id for j in matrix.expand([s])]
+
+
+def test_a_named_xen_has_its_own_directory_in_a_matrix():
+    s = make("a")
+    jobs = matrix.expand([s.model_copy(update={"xen": s.xen.model_copy(update={"version": "4.20"})}), make("b")])
+    assert jobs[0].rel_dir == Path("a/xen4.20-seabios-512M/unpatched")
+    assert jobs[2].rel_dir == Path("b/seabios-512M/unpatched")

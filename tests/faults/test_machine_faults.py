@@ -27,7 +27,7 @@ def _resolved(cache_root):
                                       ("initramfs", "truncate")])
 def test_damaged_cached_artefact_is_refused_before_booting(tmp_path, cache_copy, monkeypatch, what, how):
     art = _resolved(cache_copy)
-    path = {"xen": art.xen, "kernel": art.kernels["debian-6.1"], "initramfs": art.initramfs["debian-6.1"]}[what].path
+    path = {"xen": art.xens[None], "kernel": art.kernels["debian-6.1"], "initramfs": art.initramfs["debian-6.1"]}[what].path
     damage(path, how)
     monkeypatch.setenv("RIG_CACHE", str(cache_copy))
     run = run_faulted(tmp_path, "--no-fetch")

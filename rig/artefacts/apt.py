@@ -63,6 +63,9 @@ def parse_sources(files: dict[str, str]) -> list[AptSource]:
     return out
 
 
+ROLLING = ("sid",)
+
+
 def rig_sources(host_sources: list[AptSource], codename: str, host_codename: str | None = None) -> list[AptSource]:
     """The host's Debian entries for `host_codename` (default: `codename`), with their suites
     renamed to `codename` ("bookworm-security" -> "trixie-security": the same mirrors serve
@@ -80,6 +83,8 @@ def rig_sources(host_sources: list[AptSource], codename: str, host_codename: str
                                        if x == host_codename or x.startswith(host_codename + "-")),
                          s.components, s.signed_by) for s in debian]
     main = [s for s in renamed if codename in s.suites]
+    if codename in ROLLING:   # unstable is one suite: no -updates, -security or -backports
+        return [AptSource(s.uris, (codename,), s.components, s.signed_by) for s in main]
     have = {suite for s in renamed for suite in s.suites}
     out = renamed
     if f"{codename}-backports" not in have:

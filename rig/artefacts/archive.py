@@ -40,6 +40,8 @@ DEBIAN_KERNELS = {
         DebianKernel("debian-13-bpo-7", ("{codename}-backports",), "7.",
                      "Debian 13 trixie-backports 7.x: the balloon target changed again (87af633689ce, "
                      "0949c646d646)", "trixie"),
+        DebianKernel("debian-sid-7", ("{codename}",), "7.",
+                     "Debian unstable (sid) 7.x: what the next release carries", "sid"),
     )
 }
 CODENAME = "bookworm"  # the Debian release the named kernels and Xen 4.17 come from, as the machine's

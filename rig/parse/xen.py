@@ -1,11 +1,14 @@
-"""Xen's own console lines: version, command line, panic message, dom0 kind."""
+"""Xen's own console lines: version, command line, panic message, dom0 kind, and what
+Xen says about dom0's devices and memory (findings)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-_PREFIX = re.compile(r"^\(XEN\)(?: \[[^\]]*\])? ?")
+# "(XEN) [    1.75] ", "(XEN) [000000001e0fd789] ", "(XEN) [2026-11-29 12:00:00.123] ":
+# the timestamp's characters only, so that "(XEN) [VT-D]DMAR:..." keeps its "[VT-D]".
+_PREFIX = re.compile(r"^\(XEN\)(?: \[[\s0-9a-f.:-]*\])? ?")
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,54 @@ class XenLog:
     dom0_kind: str | None = None      # "PVH" | "PV"
     panic: str | None = None          # the message between the asterisk rules
     device_setup_failures: tuple[str, ...] = field(default_factory=tuple)
+    findings: tuple[tuple[str, str], ...] = field(default_factory=tuple)   # (kind, line)
+
+
+# What Xen says of dom0's BARs, memory and DMA, by kind. The message texts are Xen's own
+# (4.17 to 4.21); gdprintk lines carry a "file.c:NNN:d0v0 " prefix, hence search, not match.
+FINDINGS = [
+    # vPCI refuses to map a BAR dom0 enabled (xen/drivers/vpci/header.c, modify_bars)
+    ("xen-bar", re.compile(r"\S+: not mapping BAR \[[0-9a-f]+, [0-9a-f]+\] invalid position")),
+    # Xen disables a device's decoding at boot (xen/drivers/passthrough/pci.c, check_pdev)
+    ("xen-bar", re.compile(r"\S+ disabled: \S*BAR\S* \[[^\]]+[\])] overlaps with memory map")),
+    ("xen-bar", re.compile(r"Failed to add \[[0-9a-f]+, [0-9a-f]+\]: -?\d+")),
+    # the IOMMU context for a device could not be set up for dom0 (pci.c, setup_hwdom_pci_devices)
+    ("xen-device", re.compile(r"setup [0-9a-f:.]+ for d0 failed \(-?\d+\)")),
+    # dom0=pf-fixup: Xen maps a page dom0 touched that was not in its p2m (hvm/emulate.c)
+    ("xen-p2m", re.compile(r"fixup p2m mapping for page [0-9a-f]+ (?:added|already present)")),
+    ("xen-p2m", re.compile(r"unable to fixup memory .*")),
+    # DMA a device did that the IOMMU refused (VT-d, AMD-Vi)
+    ("xen-iommu-fault", re.compile(r"\[VT-D\]DMAR:\[DMA (?:Read|Write)\] Request device \[[0-9a-f:.]+\] fault addr [0-9a-f]+")),
+    ("xen-iommu-fault", re.compile(r"\[VT-D\]DMAR: reason [0-9a-f]+ - .+")),
+    ("xen-iommu-fault", re.compile(r"AMD-Vi: IO_PAGE_FAULT: .+")),
+    # dom0's limits as Xen set them (dom0_build.c, physdev.c)
+    ("xen-dom0", re.compile(r"(?:Dom0|d0) has maximum \d+ (?:VCPUs|PIRQs)")),
+]
+# Xen's dom0 builder reports what it could not do as "Failed to ..." / "Unable to ..."
+# (dom0_construct_pvh and its helpers): read only between its banner and dom0's start.
+_BUILD_FAILURE = re.compile(r"^(?:Failed to|Unable to|Could not) .+")
+_BUILD_START = re.compile(r"\*\*\* Building a (?:PVH|PV) Dom0 \*\*\*")
+_BUILD_END = re.compile(r"\*\*\* Serial input to DOM0|Freed \d+kB init memory|Panic on CPU")
+
+
+def findings(lines: list[str]) -> list[tuple[str, str]]:
+    """(kind, line) for each line of Xen's that says something about dom0's devices,
+    memory or build (pure). `lines`: Xen's lines, prefix removed (xen_lines)."""
+    out, building = [], False
+    for line in lines:
+        if _BUILD_START.search(line):
+            building = True
+            continue
+        if building and _BUILD_END.search(line):
+            building = False
+        if building and (m := _BUILD_FAILURE.match(line)):
+            out.append(("xen-dom0-build", m.group(0).strip()))
+            continue
+        for kind, pattern in FINDINGS:
+            if m := pattern.search(line):
+                out.append((kind, m.group(0).strip()))
+                break
+    return out
 
 
 def xen_lines(serial: str) -> list[str]:
@@ -42,4 +93,4 @@ def parse(serial: str) -> XenLog:
                     break
                 body.append(follow.strip())
             panic = " ".join(b for b in body if b)
-    return XenLog(version, cmdline, kind, panic, tuple(failures))
+    return XenLog(version, cmdline, kind, panic, tuple(failures), tuple(findings(lines)))

@@ -67,7 +67,9 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
                         if a and a.balloon_driver else None),
         outcome=outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
         xen_map_source=a.xen_map_source if a else None,
-        findings=[dict(kind=f.kind, line=f.line) for f in (a.findings if a else [])],
+        # Xen's own findings first (kept for a boot that never reached dom0), then the kernel's.
+        findings=[dict(kind=k, line=line) for k, line in (xen_log.findings if xen_log else ())]
+        + [dict(kind=f.kind, line=f.line) for f in (a.findings if a else [])],
         checks=[dict(name=c.name, passed=c.passed, detail=c.detail) for c in checks],
         timings=boot.timings,
         steps=boot.steps,

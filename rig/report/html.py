@@ -113,8 +113,8 @@ def render(paths: list[Path]) -> str:
                         f"target {driver.target_kb} KiB, current {driver.current_kb} KiB, "
                         f"in balloon {(driver.low_kb or 0) + (driver.high_kb or 0)} KiB; by rule: "
                         + ", ".join(f"{k} {v} KiB" for k, v in driver.rules_kb.items())) + "</p>")
-                for f in r.findings:
-                    body.append(f"<p class=finding>{html.escape(f.kind)}: {html.escape(f.line)}</p>")
+            for f in r.findings:   # Xen's too when the boot failed: often they say why
+                body.append(f"<p class=finding>{html.escape(f.kind)}: {html.escape(f.line)}</p>")
             for m in r.relocations:
                 body.append(f"<p>{html.escape(m.device)} {html.escape(m.resource)}: {html.escape(m.cause or '')}</p>")
                 body.append("<pre>" + html.escape("\n".join(m.evidence)) + "</pre>")

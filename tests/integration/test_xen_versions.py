@@ -27,3 +27,7 @@ def test_xen_420_from_trixie_shows_the_same_clash(tmp_path):
     assert (moved["device"], moved["resource"], moved["root_cause"]) == ("0000:00:01.0", "BAR 2", "xen-scratch")
     assert (moved["firmware"], moved["final"]) == ([0x100000000, 0x13FFFFFFF], [0x140000000, 0x17FFFFFFF])
     assert r["balloon"]["converted_pages"] == 0 and r["verdict"] == "pass"
+    # What Xen 4.20 itself said of dom0: its PIRQ limit for one vCPU, and no BAR it refused,
+    # no IOMMU fault, no dom0 build failure.
+    xen_findings = [(f["kind"], f["line"]) for f in r["findings"] if f["kind"].startswith("xen-")]
+    assert xen_findings == [("xen-dom0", "d0 has maximum 208 PIRQs")]

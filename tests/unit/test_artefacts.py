@@ -181,3 +181,10 @@ def test_a_vendor_repository_is_not_renamed_to_another_release():
     sources = _rig_sources(parse_sources({"sources.list": text}), "trixie", CODENAME)
     assert [s.uris for s in sources] == [("http://m.example/pub/debian",), ("http://m.example/pub/debian",)]
     assert [s.suites for s in sources] == [("trixie",), ("trixie-backports",)]
+
+
+def test_sid_has_one_suite_on_the_main_mirror():
+    """unstable has no -updates, -security nor -backports: asking for them fails apt's update."""
+    sources = _rig_sources(parse_sources({"debian.sources": DEB822}), "sid", CODENAME)
+    assert sources == [AptSource(("http://mirror.example/pub/debian",), ("sid",), ("main",),
+                                 "/usr/share/keyrings/debian-archive-keyring.gpg")]

@@ -232,10 +232,11 @@ def test_pci_resource_lines_must_all_parse(line):
         pci.from_sysfs(line + "\n")
 
 
-def test_linux_7_prints_e820_with_new_names_and_gaps():
-    """A real Debian 13 backports 7.3 boot: "System RAM", "device reserved", two spaces and
-    "[gap ...]" lines between entries. Its map is the one /sys/firmware/memmap holds."""
-    run = RUNS / "debian-13" / "bpo7"
+@pytest.mark.parametrize("capture", ["debian-13/bpo7", "debian-sid/7.2"])
+def test_linux_7_prints_e820_with_new_names_and_gaps(capture):
+    """Real Debian 7.3 (trixie-backports) and 7.2 (sid) boots: "System RAM", "device reserved",
+    two spaces and "[gap ...]" lines between entries. Its map is the one /sys/firmware/memmap holds."""
+    run = RUNS / capture
     from_dmesg = e820.from_dmesg((run / "dmesg.txt").read_text())
     from_memmap = e820.from_memmap((run / "e820.txt").read_text())
     assert [(e.start, e.end, e.type) for e in from_dmesg] == [(e.start, e.end, e.type) for e in from_memmap]
@@ -249,3 +250,47 @@ def test_a_garbled_gap_line_is_refused_not_skipped():
             "[    0.000000] BIOS-e820: [gap 0x000000000009f000-0x00000000009fbff]\n")
     with pytest.raises(ParseError, match="BIOS-e820 line does not parse"):
         e820.from_dmesg(text)
+
+
+def test_xen_findings_on_a_real_boot(capture):
+    """Xen 4.17 under q35: each device whose IOMMU context Xen could not set up for dom0
+    (ENOMEM, -12) and dom0's PIRQ limit, in the order Xen printed them."""
+    found = xen.parse(capture("unpatched-6.1-testdev1G-relocated")).findings
+    assert found == (
+        ("xen-dom0", "d0 has maximum 416 PIRQs"),
+        *[("xen-device", f"setup 0000:00:{dev} for d0 failed (-12)")
+          for dev in ("01.0", "02.0", "03.0", "1f.0", "1f.2", "1f.3")],
+    )
+
+
+# Lines as Xen printed them on field machines, quoted in xen-devel threads (BARs Xen would
+# not map, a BAR over a reserved EFI range, dom0=pf-fixup, a VT-d fault without a timestamp).
+FIELD_LINES = """\
+(XEN) [    8.470205] 0000:02:00.0: not mapping BAR [fea00, fea03] invalid position
+(XEN) 0000:00:1f.5 disabled: BAR [0xfe010, 0xfe010] overlaps with memory map
+(XEN) [    5.418855] arch/x86/hvm/emulate.c:391:d0v0 fixup p2m mapping for page fedc7 added
+(XEN) [VT-D]DMAR:[DMA Write] Request device [0000:65:00.0] fault addr 1200000000
+(XEN) [   37.201164] [VT-D]DMAR: reason 02 - Present bit in context entry is clear
+(XEN) [    1.806828] *** Building a PVH Dom0 ***
+(XEN) [    1.900000] Failed to setup Dom0 physical memory map
+(XEN) [    4.445721] *** Serial input to DOM0 (type 'CTRL-a' three times to switch input)
+(XEN) [    5.000000] Failed to add [fe010, fe010]: -17
+(XEN) [    6.000000] Failed to frobnicate
+"""
+
+
+def test_xen_findings_from_field_lines():
+    assert xen.parse(FIELD_LINES).findings == (
+        ("xen-bar", "0000:02:00.0: not mapping BAR [fea00, fea03] invalid position"),
+        ("xen-bar", "0000:00:1f.5 disabled: BAR [0xfe010, 0xfe010] overlaps with memory map"),
+        ("xen-p2m", "fixup p2m mapping for page fedc7 added"),
+        ("xen-iommu-fault", "[VT-D]DMAR:[DMA Write] Request device [0000:65:00.0] fault addr 1200000000"),
+        ("xen-iommu-fault", "[VT-D]DMAR: reason 02 - Present bit in context entry is clear"),
+        ("xen-dom0-build", "Failed to setup Dom0 physical memory map"),   # inside the build only:
+        ("xen-bar", "Failed to add [fe010, fe010]: -17"),                   # vPCI's, after it
+    )   # "Failed to frobnicate" after dom0 started is no build failure, and no finding
+
+
+def test_a_bracketed_tag_is_not_taken_for_a_timestamp():
+    assert xen.xen_lines("(XEN) [VT-D]DMAR: reason 05 - PTE Write access is not set\n(XEN) [  1.5] x\n") == \
+        ["[VT-D]DMAR: reason 05 - PTE Write access is not set", "x"]

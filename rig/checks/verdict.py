@@ -230,8 +230,14 @@ def balloon_rules(a: Analysis) -> dict[str, int]:
     converted pages are balloon space, never part of dom0's reservation."""
     rules = {"physpages": 4 * (a.balloon["dom0_ram_pages"] - 1)}   # 6.1; 6.12 with 87af633689ce
     if a.dom0_pages is not None:
-        rules["reservation"] = 4 * a.dom0_pages                    # b13cd24c15d7: Xen's tot_pages
+        # b13cd24c15d7 (7.x; 6.12.y as e99f40f14005): XENMEM_current_reservation, Xen's
+        # tot_pages. Xen populates dom0_mem's pages (the copied ACPI tables' page included);
+        # xen_hvm_guest_init() maps shared_info over one RAM gfn and Xen frees that page.
+        rules["reservation"] = 4 * (a.dom0_pages - SHARED_INFO_PAGES)
     return rules
+
+
+SHARED_INFO_PAGES = 1   # the RAM page a PVH dom0's shared_info mapping replaces
 
 
 def _balloon_target_check(want: bool, a: Analysis) -> Check:

@@ -282,10 +282,30 @@ def _with_driver(target_kb, current_kb, role="patched"):
 PHYSPAGES_KB = 4 * ((512 << 20) // PAGE - 2)
 
 
+# b13cd24c15d7 (6.12.y as e99f40f14005, 7.x): current = XENMEM_current_reservation = Xen's
+# tot_pages. dom0_construct_pvh allocates nr_pages = 131072 (the ACPI page stays dom0's);
+# xen_hvm_guest_init() then maps shared_info over a RAM gfn and Xen frees that page: 131071.
+RESERVATION_KB = 4 * ((512 << 20) // PAGE - 1)
+
+
 def test_balloon_target_holds_for_the_physpages_rule_and_the_reservation_rule():
-    for kb in (PHYSPAGES_KB, 4 * ((512 << 20) // PAGE)):
+    for kb in (PHYSPAGES_KB, RESERVATION_KB):
         (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(kb, kb))
         assert check.passed, check.detail
+    for kb in (4 * ((512 << 20) // PAGE), PHYSPAGES_KB - 4):   # dom0_mem itself; a page short
+        (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(kb, kb))
+        assert not check.passed, check.detail
+
+
+@pytest.mark.parametrize("capture", ["debian-13/trixie", "debian-13/bpo7", "debian-sid/7.2"])
+def test_debian_13_and_sid_kernels_report_xens_reservation(capture):
+    """Real boots of 6.12.118, 7.3.4 and 7.2.13 (default host, dom0_mem=512M): the driver says
+    524284 KiB, which is the reservation rule, not dom0_mem's 524288 nor physpages' 524280."""
+    from rig.parse import xen_balloon
+    driver = xen_balloon.parse((RUNS / capture / "xen-balloon.txt").read_text())
+    assert (driver.target_kb, driver.current_kb) == (RESERVATION_KB, RESERVATION_KB)
+    (check,) = verdict.evaluate(Expect(balloon_target=True), _with_driver(driver.target_kb, driver.current_kb))
+    assert check.passed and "matches reservation" in check.detail, check.detail
 
 
 def test_balloon_target_fails_when_current_counts_the_converted_pages():

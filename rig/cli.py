@@ -88,7 +88,8 @@ def _options(args, workers: int) -> batch.Options:
     xen_name, user_xen = _xen(args.xen)
     options = batch.Options(
         out_dir=args.out, accel=args.accel, user_kernels=_pairs(args.kernel, "--kernel"),
-        user_modules=_pairs(args.modules, "--modules"), user_xen=user_xen, xen_name=xen_name, fetch=not args.no_fetch,
+        user_modules=_pairs(args.modules, "--modules"), user_xen=user_xen, xen_name=xen_name,
+        qemu_name=args.qemu, fetch=not args.no_fetch,
         roles=args.only or None, timeout_scale=args.timeout_scale, workers=workers, retries=args.retries,
         collect_via=args.collect, backend=args.backend)
     for name, path in options.user_modules.items():
@@ -289,6 +290,9 @@ def cmd_fetch(args) -> int:
     for name in args.xen or [None]:
         xen = cache.xen(archive.debian_xen(name, arch.name), refresh=args.refresh)
         _progress("fetch", f"xen {xen.version}: {xen.path}")
+    for name in args.qemu or []:
+        qemu = cache.qemu(archive.DEBIAN_QEMUS[name])
+        _progress("fetch", f"qemu {name} ({qemu.source}): {qemu.path}")
     tools = cache.guest_tools(refresh=args.refresh)
     _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
     for name in args.kernels or sorted(DEBIAN_KERNELS):
@@ -337,6 +341,10 @@ OPTIONS = {
     "xen": (("--xen",), dict(metavar="NAME|PATH", help="a Debian Xen by name (" + ", ".join(DEBIAN_XENS)
                                                        + "; default: the scenario's, else " + DEFAULT_XEN
                                                        + "), or a user hypervisor (xen.gz or gunzipped)")),
+    "qemu": (("--qemu",), dict(metavar="NAME", choices=[platform.SYSTEM_QEMU, *archive.DEBIAN_QEMUS],
+                               help="the QEMU to boot with: " + platform.SYSTEM_QEMU + " (the machine's own, "
+                                    "default) or " + ", ".join(archive.DEBIAN_QEMUS) + " (Debian's, unpacked "
+                                    "into the cache; the system's stays); default: the scenario's [host] qemu")),
     "only": (("--only",), dict(action="append", metavar="ROLE", help="run only this kernel role (repeatable)")),
     "timeout-scale": (("--timeout-scale",), dict(type=float, default=1.0, metavar="X",
                                                  help="multiply every stage timeout by X (default 1; stage limits "
@@ -357,7 +365,7 @@ OPTIONS = {
                                      help="boots at once (default: the cores / the biggest host's vCPUs; every boot "
                                           "also holds its vCPUs' worth of the machine's core slots)")),
 }
-RUN_OPTIONS = ("out", "accel", "kernel", "modules", "xen", "only", "timeout-scale", "no-fetch", "retries", "junit",
+RUN_OPTIONS = ("out", "accel", "kernel", "modules", "xen", "qemu", "only", "timeout-scale", "no-fetch", "retries", "junit",
                "backend", "collect", "workers")   # rig run, matrix and soak
 
 
@@ -458,6 +466,8 @@ def parser() -> argparse.ArgumentParser:
     fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--xen", action="append", choices=list(DEBIAN_XENS),
                        help=f"a Debian Xen to fetch (repeatable; default: {DEFAULT_XEN})")
+    fetch.add_argument("--qemu", action="append", choices=list(archive.DEBIAN_QEMUS),
+                       help="another QEMU to unpack into the cache (repeatable)")
     fetch.set_defaults(func=cmd_fetch)
 
     kernel = sub.add_parser("kernel", help="dom0 kernels built from source")

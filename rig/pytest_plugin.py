@@ -197,6 +197,7 @@ class CheckItem(pytest.Item):
         for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached"):
             self.user_properties.append((key, getattr(r, key)))
         self.user_properties.append(("xen_version", r.xen.version if r.xen else None))
+        self.user_properties.append(("qemu_version", r.qemu))
         for stage, seconds in r.timings.items():
             self.user_properties.append((f"time_{stage}", seconds))
         self.user_properties.append(("artefacts", str(Path(r.artefacts["kernel"]["path"]).name)))

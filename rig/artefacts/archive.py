@@ -78,6 +78,41 @@ def debian_xen(name: str | None, arch: str) -> DebianXen:
     return xen
 
 
+@dataclass(frozen=True)
+class DebianQemu:
+    """A QEMU other than the machine's own, unpacked into the cache (the system's stays)."""
+    name: str                 # what scenarios and --qemu say: "10.0"
+    arch: str
+    codename: str
+    suites: tuple[str, ...]
+    package: str              # the emulator's package; its version names the QEMU
+    companions: tuple[str, ...]   # unpacked with it, each at the newest version in `suites`
+    binary: str               # inside the unpacked root
+    data_dirs: tuple[str, ...]    # -L: its own ROMs and the SeaBIOS it depends on
+
+
+DEBIAN_QEMUS = {
+    q.name: q for q in (
+        # bookworm-backports' QEMU 10.0 depends on SeaBIOS >> 1.16.3-1~, which bookworm-backports
+        # carries too: the pair is what a bookworm user who installs QEMU 10 gets.
+        DebianQemu("10.0", "x86_64", "bookworm", ("{codename}-backports",), "qemu-system-x86",
+                   ("qemu-system-common", "qemu-system-data", "seabios"), "usr/bin/qemu-system-x86_64",
+                   ("usr/share/qemu", "usr/share/seabios")),
+    )
+}
+
+
+def debian_qemu(name: str | None, arch: str) -> DebianQemu | None:
+    """The QEMU called `name`; None (or platform.SYSTEM_QEMU) is the machine's own."""
+    if name in (None, platform.SYSTEM_QEMU):
+        return None
+    qemu = DEBIAN_QEMUS.get(name)
+    if qemu is None or qemu.arch != arch:
+        known = ", ".join([platform.SYSTEM_QEMU] + [n for n, q in DEBIAN_QEMUS.items() if q.arch == arch])
+        raise InputError(f"unknown QEMU {name!r} for {arch} (known: {known})")
+    return qemu
+
+
 # Userspace for dom0 beyond busybox: an SSH server and lspci. Their libraries come
 # along through apt's dependency closure; the initramfs keeps only what the ELFs need.
 GUEST_PACKAGES = ("busybox-static", "dropbear-bin", "pciutils")
@@ -122,6 +157,31 @@ def fetch_xen(cache: Cache, xen: DebianXen, version: str | None = None, entry: s
             return out.name
 
         return cache.install("xen", entry or package, deb, f"debian:{package}={version}", version, gunzip_hypervisor)
+
+
+def fetch_qemu(cache: Cache, qemu: DebianQemu) -> dict:
+    apt = cache.apt(qemu.codename)
+    apt.update()
+    suites = {s.format(codename=qemu.codename) for s in qemu.suites}
+    versions = {}
+    for package in (qemu.package, *qemu.companions):
+        # the companions of QEMU's own source share its version; SeaBIOS has its own
+        versions[package] = newest(apt.versions(package), suites)
+        if versions[package] is None:
+            raise ArtefactError(f"QEMU {qemu.name}: {package} is not available from suites "
+                                f"{', '.join(sorted(suites))} on the configured mirror")
+    (cache.root / "qemu").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.root) as dl:
+        debs = [apt.download(p, v, Path(dl)) for p, v in versions.items()]
+
+        def emulator(tmp: Path) -> str:
+            if not (tmp / "root" / qemu.binary).is_file():
+                raise ArtefactError(f"{qemu.package} {versions[qemu.package]} has no /{qemu.binary}")
+            return f"root/{qemu.binary}"
+
+        return cache.install("qemu", qemu.name, debs, f"debian:{qemu.package}={versions[qemu.package]} + " +
+                             ", ".join(f"{p}={v}" for p, v in versions.items() if p != qemu.package),
+                             versions[qemu.package], emulator)
 
 
 def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None, entry: str | None = None) -> dict:

@@ -173,6 +173,23 @@ class Cache:
         return Artefact("xen.efi", self.root / "xen" / xen.package / rel, manifest["files"][rel],
                         manifest["source"], manifest["version"]).verify()
 
+    # -- QEMU -----------------------------------------------------------------------------
+    def qemu(self, qemu: archive.DebianQemu, *, fetch: bool = True) -> Artefact:
+        """Another QEMU's emulator, unpacked into qemu/<name>/root beside its ROMs; the
+        machine's own QEMU is never touched. Its libraries are the machine's: one it lacks
+        is named here, before any boot."""
+        art = self._get("qemu", qemu.name, f"QEMU {qemu.name} ({qemu.package})",
+                        lambda: archive.fetch_qemu(self, qemu), fetch=fetch, refresh=False)
+        ldd = subprocess.run(["ldd", str(art.path)], capture_output=True, text=True)
+        missing = sorted({line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line})
+        if missing:
+            raise ArtefactError(f"QEMU {qemu.name} ({art.path}) needs libraries this machine lacks: "
+                                f"{', '.join(missing)} (install the Debian packages that carry them)")
+        return art
+
+    def qemu_data_dirs(self, qemu: archive.DebianQemu) -> tuple[Path, ...]:
+        return tuple(self.root / "qemu" / qemu.name / "root" / d for d in qemu.data_dirs)
+
     # -- kernels --------------------------------------------------------------------------
     def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:
         """The named kernel: the newest the archive had when first fetched, or (a replay)

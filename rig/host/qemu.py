@@ -115,7 +115,7 @@ class QemuHost(Lifecycle):
 
     # -- launch -------------------------------------------------------------------------
     def _launch(self) -> None:
-        binary = self.plan.arch.qemu_binary
+        binary = self.plan.qemu_binary
         if shutil.which(binary) is None:
             raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
         # Unix socket paths are limited to 108 bytes, so they live in a short private dir.

@@ -69,7 +69,9 @@ def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_
     """The whole QEMU command line for `plan`. Pure: same plan and paths, same argv."""
     machine = ",".join([plan.arch.machine, *plan.arch.machine_props.get(plan.accel.name, ())])
     argv = [
-        plan.arch.qemu_binary,
+        plan.qemu_binary,
+        # another QEMU's own ROMs first (its SeaBIOS among them), not the machine's
+        *[a for d in (plan.qemu.data_dirs if plan.qemu else ()) for a in ("-L", str(d))],
         "-name", f"rig-{plan.name},process=rig-{plan.name}",
         "-machine", machine,
         "-accel", ",".join([plan.accel.name, *plan.accel.props]),
@@ -123,6 +125,16 @@ def unknown_devices(binary: str, names: list[str]) -> list[str]:
         raise LaunchError(f"{binary} -device help gave no answer within 60 s") from exc
     known = parse_device_help(out.stdout + out.stderr)
     return [n for n in names if n not in known]
+
+
+def printed_version(binary: str) -> str:
+    """"10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)" from its "QEMU emulator version ..." line."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LaunchError(f"{binary} --version gave no answer: {exc}") from exc
+    first = out.splitlines()[0] if out else ""
+    return first.removeprefix("QEMU emulator version ").strip() or "?"
 
 
 def socket_dir(argv: list[str]) -> str:

@@ -79,6 +79,7 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
         pci_resources=a.resources if a else [],
         xen=dict(version=xen_log.version, cmdline=xen_log.cmdline, dom0=xen_log.dom0_kind,
                  panic=xen_log.panic) if xen_log else None,
+        qemu=(artefacts.get("qemu") or {}).get("printed"),
         dom0_cmdline=boot.plan.dom0_cmdline,
         artefacts=artefacts,
         run_dir=str(boot.run_dir),
@@ -106,6 +107,7 @@ def _row(r: Result) -> dict[str, str]:
     return {"scenario": r.scenario, "firmware": r.firmware, "dom0_mem": r.dom0_mem,
             "role": r.kernel_role, "kernel": r.kernel, "release": r.kernel_release or "?",
             "xen": (r.xen.version if r.xen else None) or "?",
+            "qemu": (r.qemu or "?").split()[0],
             "verdict": r.verdict, "stage": r.stage_reached, "moved": moved or "none",
             "Xen scratch": _hex(r.xen_scratch),
             "converted pages": str(r.balloon.converted_pages) if r.balloon else "-",
@@ -166,6 +168,7 @@ def junit(results: list[Result], path: Path) -> Path:
             for key in ("kernel_release", "accel", "firmware", "dom0_mem", "verdict", "stage_reached", "run_dir"):
                 ET.SubElement(props, "property", name=key, value=str(getattr(r, key)))
             ET.SubElement(props, "property", name="xen_version", value=str(r.xen.version if r.xen else None))
+            ET.SubElement(props, "property", name="qemu_version", value=str(r.qemu))
             for stage, seconds in r.timings.items():
                 ET.SubElement(props, "property", name=f"time_{stage}", value=str(seconds))
             counts["tests"] += 1

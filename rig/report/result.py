@@ -144,6 +144,7 @@ class Result(BaseModel):
     failed_attempts: list[FailedAttempt] = []  # earlier boots of this job that erred (--retries)
     pci_resources: list[PciResource] = []
     xen: Optional[XenLog] = None
+    qemu: Optional[str] = None        # as the emulator prints its version: "10.0.2 (Debian 1:10.0.2+ds-...)"
     dom0_cmdline: str = ""
     artefacts: dict[str, object] = {}  # name -> the cache's record (path, sha256, source, version)
     run_dir: str = ""

@@ -40,6 +40,7 @@ class Options:
     user_modules: dict[str, Path] = field(default_factory=dict)
     user_xen: Path | None = None
     xen_name: str | None = None      # a Debian Xen by name for every scenario (--xen 4.20)
+    qemu_name: str | None = None     # a QEMU by name for every scenario (--qemu 10.0)
     fetch: bool = True
     roles: list[str] | None = None   # run only these kernel roles
     timeout_scale: float = 1.0       # multiplies every stage timeout (slow or loaded machines)
@@ -104,6 +105,10 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
         raise ScenarioError(source, "host.memory", f"{format_size(scenario.host.memory)} is more than this "
                                                    f"machine's RAM ({ram / 2**30:.1f} GiB)")
     check_xen(scenario, source)
+    if (backend or scenario.host.backend) == "libvirt" and \
+            any(v.qemu not in (None, platform.SYSTEM_QEMU) for v in scenario.variants()):
+        raise ScenarioError(source, "host.qemu", "the libvirt backend runs libvirtd's own emulator; "
+                                                 "another QEMU needs --backend qemu")
     missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
@@ -114,25 +119,34 @@ USER_XEN = "user"   # the Xen name of jobs booted with --xen PATH: their ids nev
 
 
 def with_xen(scenario: Scenario, options: Options) -> Scenario:
-    """The scenario with the Xen the command line names (--xen 4.20, or --xen PATH)."""
+    """The scenario with the Xen and QEMU the command line names (--xen 4.20 or PATH,
+    --qemu 10.0): one each, in place of the scenario's own (or its list)."""
     name = options.xen_name
     if options.user_xen is not None:
         if scenario.xen.version is not None:
             raise InputError(f"--xen {options.user_xen}: scenario {scenario.name} names Xen {scenario.xen.version} "
                              "(xen.version); a user hypervisor boots only scenarios that name none")
         name = USER_XEN
-    if name is None:
-        return scenario
-    return scenario.model_copy(update={"xen": scenario.xen.model_copy(update={"version": name})})
+    if name is not None:
+        scenario = scenario.model_copy(update={"xen": scenario.xen.model_copy(update={"version": name})})
+    if options.qemu_name is not None:
+        scenario = scenario.model_copy(update={"host": scenario.host.model_copy(update={"qemu": options.qemu_name})})
+    return scenario
 
 
 def check_xen(scenario: Scenario, source: Path | str) -> None:
-    """A scenario's xen.version names a Xen the rig knows (bad input, before anything boots)."""
+    """A scenario's xen.version and host.qemu name a Xen and a QEMU the rig knows (bad input,
+    before anything boots)."""
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
-    try:
-        archive.debian_xen(scenario.xen.version, arch.name)
-    except InputError as exc:
-        raise ScenarioError(source, "xen.version", str(exc)) from exc
+    for key, names, lookup in (("xen.version", scenario.xen.version, archive.debian_xen),
+                               ("host.qemu", scenario.host.qemu, archive.debian_qemu)):
+        for name in names if isinstance(names, list) else [names]:
+            if name == USER_XEN and key == "xen.version":
+                continue
+            try:
+                lookup(name, arch.name)
+            except InputError as exc:
+                raise ScenarioError(source, key, str(exc)) from exc
 
 
 def only_roles(scenario: Scenario, roles: list[str] | None) -> Scenario:
@@ -151,12 +165,39 @@ class Artefacts:
     initramfs: dict[str, Artefact]     # by kernel name: each carries its kernel's NIC modules
     tools: GuestTools
     xen_efis: dict[str | None, Artefact] = field(default_factory=dict)   # for OVMF jobs, by Xen name
+    qemus: dict[str | None, "QemuChoice"] = field(default_factory=dict)  # by the jobs' QEMU name
+
+    def qemu(self, job: matrix.Job) -> "QemuChoice":
+        return self.qemus[job.qemu]
 
     def xen(self, job: matrix.Job) -> Artefact:
         return self.xens[job.xen]
 
     def xen_efi(self, job: matrix.Job) -> Artefact | None:
         return self.xen_efis.get(job.xen)
+
+
+@dataclass(frozen=True)
+class QemuChoice:
+    """The QEMU a job boots with, and what it says it is."""
+    binary: plan_mod.QemuBinary | None    # None: the machine's own
+    version: str                          # as `qemu-system-* --version` prints it
+    record: dict                          # for result.json's artefacts
+
+
+def _qemu_choice(name: str | None, arch: platform.Arch, cache: Cache, fetch: bool) -> QemuChoice:
+    row = archive.debian_qemu(name, arch.name)
+    if row is None:
+        path = shutil.which(arch.qemu_binary)
+        if path is None:
+            raise LaunchError(f"{arch.qemu_binary} not found in PATH (install Debian's qemu-system-x86)")
+        version = qemu_argv.printed_version(path)
+        return QemuChoice(None, version, {"name": platform.SYSTEM_QEMU, "path": path, "source": "system",
+                                          "version": version, "printed": version})
+    art = cache.qemu(row, fetch=fetch)
+    version = qemu_argv.printed_version(str(art.path))
+    return QemuChoice(plan_mod.QemuBinary(art.path, cache.qemu_data_dirs(row)), version,
+                      {**art.record(), "printed": version})
 
 
 def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Cache,
@@ -211,11 +252,12 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
         for f in (row.code, row.vars):
             if f and not Path(f).is_file():
                 raise ArtefactError(f"{f} not found: install Debian's {row.package} for firmware {firmware!r}")
+    qemus = {name: _qemu_choice(name, arch, cache, options.fetch) for name in dict.fromkeys(j.qemu for j in jobs)}
     tools = cache.guest_tools(options.tools_pins, fetch=options.fetch)
     initrds = {name: agent_initramfs(cache, tools, arch, kernel, options.user_modules.get(name)
                                      if name in options.user_kernels else cache.modules_dir(kernel))
                for name, kernel in kernels.items()}
-    return Artefacts(xens, kernels, initrds, tools, xen_efis)
+    return Artefacts(xens, kernels, initrds, tools, xen_efis, qemus)
 
 
 def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel: Artefact,
@@ -297,7 +339,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     def boot(job: matrix.Job) -> single.KernelBoot:
         bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen(job).path,
                               kernel=art.kernels[job.kernel].path, initrd=art.initramfs[job.kernel].path,
-                              xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None)
+                              xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None,
+                              qemu=art.qemu(job).binary)
         say = lambda _role, message: progress(label(job), message)  # noqa: E731
         run_dir = out_dir / job.rel_dir
         failed: list[dict] = []
@@ -381,7 +424,8 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
             boot.error = f"internal error while judging: {type(exc).__name__}: {exc}"
             single.save_traceback(boot.run_dir, boot)
     artefacts = {"xen": art.xen(job).record(), "kernel": art.kernels[job.kernel].record(),
-                 "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages}
+                 "initramfs": art.initramfs[job.kernel].record(), "tools": art.tools.packages,
+                 "qemu": art.qemu(job).record}
     if job.kernel in options.user_modules:
         artefacts["modules"] = str(options.user_modules[job.kernel])
     data = report.result_of(job.id, job.scenario, boot, job.kernel, accel_reason, analysis, checks,

@@ -36,7 +36,7 @@ from rig.spec import matrix, plan as plan_mod, platform
 from rig.artefacts.store import Cache
 from rig.errors import BootError, EXIT_ERROR, EXIT_EXPECTATION_FAILED, EXIT_OK, RigError
 from rig.report import result as result_mod
-from rig.host import open_host
+from rig.host import open_host, qemu_argv
 from rig.spec.scenario import Scenario
 
 POWEROFF_INIT = initramfs.GUESTS / "poweroff" / "init"
@@ -136,7 +136,8 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
         progress: Progress = lambda msg: None, cache: Cache | None = None) -> dict:
     cache = cache or Cache()
     jobs = matrix.expand([scenario], flat=True)
-    pair = [matrix.expand([scenario.variant(f, scenario.xen.dom0_mem)], flat=True)[0] for f in ("seabios", "ovmf")] \
+    pair = [matrix.expand([scenario.variant(f, scenario.xen.dom0_mem, scenario.xen.version, scenario.host.qemu)],
+                          flat=True)[0] for f in ("seabios", "ovmf")] \
         if firmware_pair else []
     options = batch.Options()
     art = batch.resolve(jobs + pair, options, cache, lambda _r, m: progress(m))
@@ -145,7 +146,8 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
 
     def floor_plan(job: matrix.Job) -> plan_mod.BootPlan:
         return plan_mod.make(job.scenario, job.role, accel, xen=art.xen(job).path, kernel=art.kernels[job.kernel].path,
-                             initrd=floor_initrd.path, xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None)
+                             initrd=floor_initrd.path, xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None,
+                             qemu=art.qemu(job).binary)
 
     ab = ab_command or [*rig_command(), "run", str(scenario_path)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,7 @@ def run(scenario: Scenario, scenario_path: Path, rounds: int, out_dir: Path, *,
         once["library"] = _timed([*rig_command(), "matrix", *map(str, library), "--out",
                                   str((out_dir / "library").resolve())], out_dir / "library.log")
     summary = summarize(done, [j.id for j in jobs], once)
-    summary["machine"] = machine(floor_plan(jobs[0]).arch.qemu_binary)
+    summary["machine"] = machine(floor_plan(jobs[0]).qemu_binary)
     summary["scenario"] = str(scenario_path)
     summary["ab_command"] = shlex.join(ab)
     (out_dir / "bench.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -302,6 +304,5 @@ def lines(summary: dict) -> list[str]:
 
 
 def machine(qemu_binary: str) -> dict:
-    qemu = subprocess.run([qemu_binary, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    return {"cores": os.cpu_count(), "qemu": qemu, "python": host_platform.python_version(),
+    return {"cores": os.cpu_count(), "qemu": qemu_argv.printed_version(qemu_binary), "python": host_platform.python_version(),
             "kernel": host_platform.release(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -33,9 +33,9 @@ class Job:
         return self.scenario.xen.dom0_mem
 
     @property
-    def host(self) -> tuple[str, str, int, str | None]:
+    def host(self) -> tuple[str, str, int, str | None, str | None]:
         """The machine this job boots on: its kernels are judged together (one Xen, one map)."""
-        return (self.scenario.name, self.firmware, self.dom0_mem, self.xen)
+        return (self.scenario.name, self.firmware, self.dom0_mem, self.xen, self.qemu)
 
     @property
     def xen(self) -> str | None:
@@ -44,15 +44,33 @@ class Job:
         return None if version in (None, platform.DEFAULT_XEN) else version
 
     @property
+    def qemu(self) -> str | None:
+        """The QEMU named for this job; None for the machine's own (ids without a QEMU tag)."""
+        name = self.scenario.host.qemu
+        return None if name in (None, platform.SYSTEM_QEMU) else name
+
+    @property
+    def variant(self) -> str:
+        """The host's part of the id: "xen4.20-qemu10.0-seabios-512M" (its directory too)."""
+        return variant_name(self.firmware, format_size(self.dom0_mem), self.xen, self.qemu)
+
+    @property
     def id(self) -> str:
-        return job_id(self.scenario.name, self.firmware, format_size(self.dom0_mem), self.role, self.xen)
+        return job_id(self.scenario.name, self.firmware, format_size(self.dom0_mem), self.role, self.xen, self.qemu)
 
 
-def job_id(scenario: str, firmware: str, dom0_mem: str, role: str, xen: str | None = None) -> str:
+def variant_name(firmware: str, dom0_mem: str, xen: str | None = None, qemu: str | None = None) -> str:
+    """A Xen or QEMU named other than by default comes first; the defaults leave no tag, so
+    the ids ci/baseline.json holds stay as they were."""
+    return f"{f'xen{xen}-' if xen else ''}{f'qemu{qemu}-' if qemu else ''}{firmware}-{dom0_mem}"
+
+
+def job_id(scenario: str, firmware: str, dom0_mem: str, role: str, xen: str | None = None,
+           qemu: str | None = None) -> str:
     """A job's one name, wherever it is shown or matched: result.json's "job", summaries,
-    baselines, JUnit test names, pytest items, bench directories. dom0_mem as written: "512M";
-    a Xen named other than by default comes first: "s[xen4.20-seabios-512M-unpatched]"."""
-    return f"{scenario}[{f'xen{xen}-' if xen else ''}{firmware}-{dom0_mem}-{role}]"
+    baselines, JUnit test names, pytest items, bench directories. dom0_mem as written: "512M":
+    "s[xen4.20-qemu10.0-seabios-512M-unpatched]"."""
+    return f"{scenario}[{variant_name(firmware, dom0_mem, xen, qemu)}-{role}]"
 
 
 def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:
@@ -65,11 +83,10 @@ def expand(scenarios: list[Scenario], *, flat: bool = False) -> list[Job]:
     jobs = []
     for s in scenarios:
         variants = s.variants()
-        for firmware, dom0_mem in variants:
-            v = s.variant(firmware, dom0_mem)
+        for vrow in variants:
+            v = s.variant(*vrow)
             for role, kernel in v.kernels.items():
-                job = Job(v, role, kernel, Path(role))
-                variant = f"{f'xen{job.xen}-' if job.xen else ''}{firmware}-{format_size(dom0_mem)}"
+                variant = Job(v, role, kernel, Path(role)).variant
                 if flat and len(scenarios) == 1 and len(variants) == 1:
                     rel = Path(role)
                 elif flat and len(scenarios) == 1:
@@ -89,7 +106,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
     """Shard `index` of `count` (1-based): whole hosts, dealt round-robin in a stable order."""
-    hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2], h[3] or ""))
+    hosts = sorted({j.host for j in jobs}, key=lambda h: (h[0], h[1], h[2], h[3] or "", h[4] or ""))
     mine = {h for i, h in enumerate(hosts) if i % count == index - 1}
     return [j for j in jobs if j.host in mine]
 
@@ -100,10 +117,10 @@ def one_job(scenario: Scenario, kernel: str | None, firmware: str | None, dom0_m
     one of `kernel_names`."""
     variants = scenario.variants()
     if firmware is not None:
-        variants = [v for v in variants if v[0] == firmware] or _no_variant("--firmware", firmware, scenario)
+        variants = [v for v in variants if v.firmware == firmware] or _no_variant("--firmware", firmware, scenario)
     if dom0_mem is not None:
         size = parse_size(dom0_mem)
-        variants = [v for v in variants if v[1] == size] or _no_variant("--dom0-mem", dom0_mem, scenario)
+        variants = [v for v in variants if v.dom0_mem == size] or _no_variant("--dom0-mem", dom0_mem, scenario)
     one = scenario.variant(*variants[0])
     role = kernel or next(iter(one.kernels))
     if role not in one.kernels:
@@ -119,5 +136,5 @@ def one_job(scenario: Scenario, kernel: str | None, firmware: str | None, dom0_m
 
 
 def _no_variant(flag: str, value: str, scenario: Scenario):
-    have = ", ".join(f"{f}/{format_size(m)}" for f, m in scenario.variants())
+    have = ", ".join(f"{v.firmware}/{format_size(v.dom0_mem)}" for v in scenario.variants())
     raise InputError(f"{flag} {value}: the scenario has no such variant (firmware/dom0_mem: {have})")

@@ -14,6 +14,13 @@ from rig.spec.scenario import PciDevice, Scenario, format_size
 
 
 @dataclass(frozen=True)
+class QemuBinary:
+    """A QEMU other than the machine's own: its emulator and the directories of its ROMs."""
+    binary: Path
+    data_dirs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
 class BootPlan:
     name: str                     # "<scenario>-<role>", also the QEMU process name
     arch: platform.Arch
@@ -35,6 +42,11 @@ class BootPlan:
     kernel: Path
     dom0_cmdline: str
     initrd: Path
+    qemu: "QemuBinary | None" = None   # None: the machine's own (arch.qemu_binary from PATH)
+
+    @property
+    def qemu_binary(self) -> str:
+        return str(self.qemu.binary) if self.qemu else self.arch.qemu_binary
 
     @property
     def timeout_scale(self) -> float:
@@ -65,7 +77,7 @@ def _devices(scenario: Scenario, arch: platform.Arch) -> list[PciDevice]:
 
 
 def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, initrd: Path,
-         xen_efi: Path | None = None) -> BootPlan:
+         xen_efi: Path | None = None, qemu: QemuBinary | None = None) -> BootPlan:
     arch = platform.lookup(platform.ARCHES, scenario.host.arch, "architecture")
     firmware = platform.lookup(platform.FIRMWARES, scenario.host.firmware, "firmware")
     return BootPlan(
@@ -89,4 +101,5 @@ def make(scenario: Scenario, role: str, accel: str, *, xen: Path, kernel: Path, 
         kernel=kernel,
         dom0_cmdline=dom0_cmdline(scenario, arch),
         initrd=initrd,
+        qemu=qemu,
     )

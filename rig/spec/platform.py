@@ -98,6 +98,11 @@ ARCHES: dict[str, Arch] = {
 # new baseline.
 DEFAULT_XEN = "4.17"
 
+# The QEMU a scenario gets when it names none: the machine's own qemu-system-* from PATH
+# (bookworm's 7.2 on Debian 12). Others are rows of artefacts/archive.py, unpacked into the
+# cache; jobs of this one keep ids without a QEMU tag.
+SYSTEM_QEMU = "system"
+
 ACCELS: dict[str, Accel] = {
     # Multi-threaded TCG. With more than one vCPU, QEMU 7.2's MTTCG races corrupt dom0
     # now and then (a triple fault, an int3 Oops from a stale translation; fixed upstream

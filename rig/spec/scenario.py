@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import (
     BaseModel,
@@ -53,12 +53,16 @@ class Host(_Strict):
     # SSH server through a forward on 127.0.0.1; "none": no NIC, the serial console only.
     network: Literal["user", "none"] = "user"
     backend: Literal["qemu", "libvirt"] = "qemu"   # `--backend` overrides it
+    # "system" (default): the machine's own qemu-system-*; "10.0": bookworm-backports', unpacked
+    # into the cache (rig/artefacts/archive.py). A list makes a matrix; `--qemu` overrides it.
+    qemu: Union[str, Annotated[list[str], Field(min_length=1)], None] = None
     qemu_args: list[str] = []
     pci: list[PciDevice] = []
 
 
 class Xen(_Strict):
-    version: str | None = None  # a Debian Xen by name ("4.20"); None: the rig's default (4.17)
+    # a Debian Xen by name ("4.20"); None: the rig's default (4.17). A list makes a matrix.
+    version: Union[str, Annotated[list[str], Field(min_length=1)], None] = None
     dom0_mem: Union[Size, Annotated[list[Size], Field(min_length=1)]] = 512 << 20  # a list makes a matrix
     cmdline: str = ""       # extra Xen arguments, appended to the rig's
     dom0_cmdline: str = ""  # extra dom0 kernel arguments
@@ -106,18 +110,30 @@ class ExpectWhen(_Expectations):
 
     firmware: str | None = None
     dom0_mem: Size | None = None
+    xen: str | None = None      # a Xen version of the scenario's list
+    qemu: str | None = None     # a QEMU of the scenario's list
+
+
+class Variant(NamedTuple):
+    """One host of a scenario's matrix. xen and qemu are None when the scenario names none."""
+    firmware: str
+    dom0_mem: int
+    xen: str | None = None
+    qemu: str | None = None
+
+
+_WHEN_KEYS = ("firmware", "dom0_mem", "xen", "qemu")
 
 
 class Expect(_Expectations):
     when: list[ExpectWhen] = []
 
-    def resolve(self, firmware: str, dom0_mem: int) -> "Expect":
+    def resolve(self, v: Variant) -> "Expect":
         """The expectations for one variant: the base, then each matching `when` in order."""
         values = self.model_dump(exclude={"when"})
         for w in self.when:
-            if (w.firmware in (None, firmware)) and (w.dom0_mem in (None, dom0_mem)):
-                values.update(w.model_dump(exclude={"firmware", "dom0_mem"}, exclude_none=True,
-                                           exclude_defaults=True))
+            if all(getattr(w, k) in (None, getattr(v, k)) for k in _WHEN_KEYS):
+                values.update(w.model_dump(exclude=set(_WHEN_KEYS), exclude_none=True, exclude_defaults=True))
         return Expect(**values)
 
 
@@ -141,18 +157,18 @@ class Scenario(_Strict):
     builds: dict[str, KernelBuild] = {}
     expect: dict[str, Expect] = {}
 
-    def variants(self) -> list[tuple[str, int]]:
-        """Every (firmware, dom0_mem) this scenario asks for, in file order."""
-        firmwares = self.host.firmware if isinstance(self.host.firmware, list) else [self.host.firmware]
-        mems = self.xen.dom0_mem if isinstance(self.xen.dom0_mem, list) else [self.xen.dom0_mem]
-        return [(f, m) for f in firmwares for m in mems]
+    def variants(self) -> list[Variant]:
+        """Every host this scenario asks for, in file order: Xen, QEMU, firmware, dom0_mem."""
+        return [Variant(f, m, x, q) for x in _listed(self.xen.version) for q in _listed(self.host.qemu)
+                for f in _listed(self.host.firmware) for m in _listed(self.xen.dom0_mem)]
 
-    def variant(self, firmware: str, dom0_mem: int) -> "Scenario":
-        """This scenario for one firmware and one dom0_mem, expectations resolved."""
+    def variant(self, firmware: str, dom0_mem: int, xen: str | None = None, qemu: str | None = None) -> "Scenario":
+        """This scenario for one variant (scalars everywhere), expectations resolved."""
+        v = Variant(firmware, dom0_mem, xen, qemu)
         return self.model_copy(update={
-            "host": self.host.model_copy(update={"firmware": firmware}),
-            "xen": self.xen.model_copy(update={"dom0_mem": dom0_mem}),
-            "expect": {role: e.resolve(firmware, dom0_mem) for role, e in self.expect.items()},
+            "host": self.host.model_copy(update={"firmware": firmware, "qemu": qemu}),
+            "xen": self.xen.model_copy(update={"dom0_mem": dom0_mem, "version": xen}),
+            "expect": {role: e.resolve(v) for role, e in self.expect.items()},
         })
 
     @field_validator("kernels")
@@ -162,6 +178,10 @@ class Scenario(_Strict):
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", role):
                 raise ValueError(f"kernel role {role!r} must be letters, digits, '.', '_' or '-'")
         return v
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 _UNION_TAGS = {"int", "str", "bool", "float", "list", "dict"}
@@ -210,7 +230,7 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
         if role not in scenario.kernels:
             raise ScenarioError(path, f"expect.{role}",
                                 f"no kernel with role {role!r} (roles: {', '.join(scenario.kernels)})")
-    firmwares = {f for f, _ in scenario.variants()}
+    firmwares = {v.firmware for v in scenario.variants()}
     for key, value, table in (("host.arch", scenario.host.arch, platform.ARCHES),
                               *(("host.firmware", f, platform.FIRMWARES) for f in sorted(firmwares)),
                               ("host.boot", scenario.host.boot or "multiboot", platform.BOOT_METHODS)):
@@ -226,9 +246,14 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
             if w.firmware is not None and w.firmware not in firmwares:
                 raise ScenarioError(path, f"expect.{role}.when.{i}.firmware",
                                     f"{w.firmware!r} is not among this scenario's firmwares")
-            if w.dom0_mem is not None and w.dom0_mem not in {m for _, m in scenario.variants()}:
+            if w.dom0_mem is not None and w.dom0_mem not in {v.dom0_mem for v in scenario.variants()}:
                 raise ScenarioError(path, f"expect.{role}.when.{i}.dom0_mem",
                                     f"{format_size(w.dom0_mem)} is not among this scenario's dom0_mem values")
+            for key, have in (("xen", scenario.xen.version), ("qemu", scenario.host.qemu)):
+                if getattr(w, key) is not None and getattr(w, key) not in _listed(have):
+                    raise ScenarioError(path, f"expect.{role}.when.{i}.{key}",
+                                        f"{getattr(w, key)!r} is not among this scenario's "
+                                        f"{'xen.version' if key == 'xen' else 'host.qemu'} values")
     if (scenario.host.maxmem is None) != (scenario.host.slots is None):
         raise ScenarioError(path, "host.maxmem" if scenario.host.maxmem is None else "host.slots",
                             "maxmem and slots go together (memory hotplug)")

@@ -113,3 +113,38 @@ def test_a_named_xen_has_its_own_directory_in_a_matrix():
     jobs = matrix.expand([s.model_copy(update={"xen": s.xen.model_copy(update={"version": "4.20"})}), make("b")])
     assert jobs[0].rel_dir == Path("a/xen4.20-seabios-512M/unpatched")
     assert jobs[2].rel_dir == Path("b/seabios-512M/unpatched")
+
+
+def test_xen_and_qemu_lists_are_axes_with_their_own_expectations():
+    s = scenario.Scenario(
+        name="v", host={"qemu": ["system", "10.0"]}, xen={"version": ["4.17", "4.20"]},
+        kernels={"patched": "debian-13-bpo-7"},
+        expect={"patched": {"relocations": "none", "when": [
+            {"xen": "4.17", "qemu": "10.0", "relocations": "some", "reason": "dom0 halts"}]}})
+    jobs = matrix.expand([s])
+    assert [j.id for j in jobs] == [
+        "v[seabios-512M-patched]",                      # the defaults keep the ids of today's baselines
+        "v[qemu10.0-seabios-512M-patched]",
+        "v[xen4.20-seabios-512M-patched]",
+        "v[xen4.20-qemu10.0-seabios-512M-patched]",
+    ]
+    assert [j.scenario.expect["patched"].relocations for j in jobs] == ["none", "some", "none", "none"]
+    assert len({j.host for j in jobs}) == 4               # four machines, each judged on its own
+    assert jobs[3].rel_dir == Path("v/xen4.20-qemu10.0-seabios-512M/patched")
+    assert (jobs[1].scenario.host.qemu, jobs[1].scenario.xen.version) == ("10.0", "4.17")
+
+
+def test_the_command_lines_xen_and_qemu_replace_a_scenarios_lists():
+    from rig.run import batch
+    s = scenario.Scenario(name="v", host={"qemu": ["system", "10.0"]}, xen={"version": ["4.17", "4.20"]},
+                          kernels={"patched": "debian-13-bpo-7"})
+    one = batch.with_xen(s, batch.Options(xen_name="4.20", qemu_name="10.0"))
+    assert [j.id for j in matrix.expand([one])] == ["v[xen4.20-qemu10.0-seabios-512M-patched]"]
+
+
+def test_an_unknown_qemu_lists_the_known_ones(tmp_path):
+    from rig.errors import ScenarioError
+    from rig.run import batch
+    s = scenario.Scenario(name="v", host={"qemu": ["10.0", "9.2"]}, kernels={"p": "debian-6.1"})
+    with pytest.raises(ScenarioError, match=r"host.qemu: unknown QEMU '9.2' for x86_64 \(known: system, 10.0\)"):
+        batch.check_xen(s, tmp_path / "v.toml")

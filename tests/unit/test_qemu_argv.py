@@ -86,3 +86,17 @@ def test_user_qemu_args_come_last():
     p = plan.make(s, "patched", "tcg", xen=Path("/x"), kernel=Path("/k"), initrd=Path("/i"))
     argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
     assert argv[-2:] == ["-global", "x.y=1"]
+
+
+def test_another_qemu_runs_its_own_binary_with_its_own_roms_first():
+    s = scenario.load(ROOT / "scenarios" / "bar-clash-64bit.toml")
+    q = plan.QemuBinary(Path("/cache/qemu/10.0/root/usr/bin/qemu-system-x86_64"),
+                        (Path("/cache/qemu/10.0/root/usr/share/qemu"), Path("/cache/qemu/10.0/root/usr/share/seabios")))
+    p = plan.make(s, "unpatched", "tcg", xen=Path("/x"), kernel=Path("/k"), initrd=Path("/i"), qemu=q)
+    argv = qemu_argv(p, console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))
+    assert argv[:5] == ["/cache/qemu/10.0/root/usr/bin/qemu-system-x86_64",
+                        "-L", "/cache/qemu/10.0/root/usr/share/qemu", "-L", "/cache/qemu/10.0/root/usr/share/seabios"]
+    default = _argv("bar-clash-64bit.toml", "tcg")
+    assert default[0] == "qemu-system-x86_64" and "-L" not in default
+    assert argv[5:] == qemu_argv(plan.make(s, "unpatched", "tcg", xen=Path("/x"), kernel=Path("/k"), initrd=Path("/i")),
+                                 console_socket=Path("/c"), qmp_socket=Path("/q"), serial_log=Path("/s"))[1:]

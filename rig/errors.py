@@ -60,7 +60,7 @@ class MonitorError(RigError):
 class BootError(RigError):
     """The guest did not reach the stage we waited for.
 
-    `failure` is one of: xen-panic, dom0-crash, dom0-triple-fault, kernel-panic, init-exec, hang, qemu-exit
+    `failure` is one of: xen-panic, dom0-crash, dom0-halt, dom0-triple-fault, kernel-panic, init-exec, hang, qemu-exit
     (and, outside this class: launch, qmp, collect, internal).
     """
 

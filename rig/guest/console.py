@@ -36,6 +36,9 @@ STAGE_TIMEOUTS = {"xen": 60, "dom0": 120, "userspace": 240, "collected": 180}
 FAILURES = {
     "xen-panic": r"\(XEN\)[^\n]*Panic on CPU \d+:",
     "dom0-crash": r"Hardware Dom0 crashed",
+    # dom0 powered off, or every vCPU halted with interrupts off: what Linux's early
+    # exception handler does before it can print (Xen 4.17 under QEMU 10, docs/versions.md).
+    "dom0-halt": r"Hardware Dom0 halted",
     # Xen reports a dom0 triple fault itself, then resets the machine (QEMU exits: -no-reboot).
     "dom0-triple-fault": r"\(XEN\)[^\n]*d0v\d+ Triple fault",
     "kernel-panic": r"Kernel panic - not syncing:[^\r\n]*",

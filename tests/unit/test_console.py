@@ -27,6 +27,13 @@ def test_good_boots_have_no_failure(capture, name):
     assert console.classify(capture(name)) == console.Outcome("dom0")
 
 
+def test_a_dom0_that_halts_is_an_error_at_once_not_a_hang():
+    """Xen 4.17 under QEMU 10.0 (real capture): dom0 halts before it prints a line."""
+    outcome = console.classify(read_console(RUNS / "qemu10-xen417-halt" / "serial.log"))
+    assert (outcome.stage_reached, outcome.failure) == ("xen", "dom0-halt")
+    assert outcome.detail.startswith("Hardware Dom0 halted: halting machine (after: Freed 656kB init memory)")
+
+
 def test_rig_run_reaches_collected():
     text = read_console(RUNS / "bar-clash-64bit" / "patched" / "serial.log")
     assert console.classify(text) == console.Outcome("collected")

@@ -294,3 +294,12 @@ def test_xen_findings_from_field_lines():
 def test_a_bracketed_tag_is_not_taken_for_a_timestamp():
     assert xen.xen_lines("(XEN) [VT-D]DMAR: reason 05 - PTE Write access is not set\n(XEN) [  1.5] x\n") == \
         ["[VT-D]DMAR: reason 05 - PTE Write access is not set", "x"]
+
+
+def test_xen_417_under_qemu_10_refuses_the_bar_seabios_1_16_3_put_in_the_ht_hole():
+    """Real capture: SeaBIOS 1.16.3 (QEMU 10.0's) puts the 1 GiB BAR at 0xff80000000, inside
+    the AMD HyperTransport range QEMU reserves [0xfd00000000-0xffffffffff]; vPCI will not map it."""
+    log = xen.parse(read_console(RUNS / "qemu10-xen417-halt" / "serial.log"))
+    assert ("xen-bar", "0000:00:01.0: not mapping BAR [ff80000, ffbffff] invalid position") in log.findings
+    assert (0xFD00000000, 0xFFFFFFFFFF, "reserved") in [(e.start, e.end, e.type) for e in e820.from_xen(
+        read_console(RUNS / "qemu10-xen417-halt" / "serial.log"))]

@@ -295,7 +295,7 @@ def cmd_fetch(args) -> int:
         _progress("fetch", f"qemu {name} ({qemu.source}): {qemu.path}")
     tools = cache.guest_tools(refresh=args.refresh)
     _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
-    for name in args.kernels or sorted(DEBIAN_KERNELS):
+    for name in args.kernels or DEFAULT_FETCH:
         k = cache.kernel(name, refresh=args.refresh)
         _progress("fetch", f"{name} {k.version}: {k.path}")
         agent = batch.agent_initramfs(cache, tools, arch, k, cache.modules_dir(k))
@@ -365,6 +365,9 @@ OPTIONS = {
                                      help="boots at once (default: the cores / the biggest host's vCPUs; every boot "
                                           "also holds its vCPUs' worth of the machine's core slots)")),
 }
+# What `rig fetch` gets unasked: the bookworm kernels the library's A/B scenarios name. Debian
+# 13's and sid's come when a scenario asks for them.
+DEFAULT_FETCH = sorted(n for n, k in DEBIAN_KERNELS.items() if k.codename == archive.CODENAME)
 RUN_OPTIONS = ("out", "accel", "kernel", "modules", "xen", "qemu", "only", "timeout-scale", "no-fetch", "retries", "junit",
                "backend", "collect", "workers")   # rig run, matrix and soak
 
@@ -462,7 +465,9 @@ def parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(func=cmd_compare)
 
     fetch = sub.add_parser("fetch", help="download Xen and the named kernels into the cache")
-    fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(sorted(DEBIAN_KERNELS))})")
+    fetch.add_argument("kernels", nargs="*", help=f"kernel names (default: {', '.join(DEFAULT_FETCH)}; also "
+                                                  f"{', '.join(sorted(set(DEBIAN_KERNELS) - set(DEFAULT_FETCH)))}, "
+                                                  "which a run fetches when it needs them)")
     fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
     fetch.add_argument("--xen", action="append", choices=list(DEBIAN_XENS),
                        help=f"a Debian Xen to fetch (repeatable; default: {DEFAULT_XEN})")

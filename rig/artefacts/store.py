@@ -208,14 +208,20 @@ class Cache:
 
     @staticmethod
     def modules_dir(kernel: Artefact) -> Path | None:
-        """lib/modules/<release> of a kernel unpacked from its Debian packages: beside /boot, or
-        (Debian's 7.x packages) the directory of usr/lib/modules/<release>/vmlinuz itself."""
+        """lib/modules/<release> of a kernel unpacked from its Debian packages: beside /boot
+        (bookworm's /lib, trixie's merged /usr/lib), or (Debian's 7.x packages) the directory
+        of usr/lib/modules/<release>/vmlinuz itself. None for a kernel not from Debian."""
         if not kernel.source.startswith("debian:"):
             return None
         if kernel.path.name == "vmlinuz" and kernel.path.parent.parent.name == "modules":
             return kernel.path.parent
-        found = sorted((kernel.path.parent.parent / "lib" / "modules").glob("*"))
-        return found[0] if found else None
+        root = kernel.path.parent.parent
+        found = sorted(p for d in ("lib/modules", "usr/lib/modules") for p in (root / d).glob("*"))
+        if not found:
+            # Every Debian kernel has modules; without them dom0 has no NIC and no SSH channel.
+            raise ArtefactError(f"{kernel.name}: no lib/modules/<release> nor usr/lib/modules/<release> "
+                                f"beside {kernel.path}; run `rig fetch --refresh {kernel.name}`")
+        return found[0]
 
     # -- dom0 userspace tools ----------------------------------------------------------------
     def guest_tools(self, pins: dict[str, str] | None = None, *, fetch: bool = True,

@@ -188,3 +188,22 @@ def test_sid_has_one_suite_on_the_main_mirror():
     sources = _rig_sources(parse_sources({"debian.sources": DEB822}), "sid", CODENAME)
     assert sources == [AptSource(("http://mirror.example/pub/debian",), ("sid",), ("main",),
                                  "/usr/share/keyrings/debian-archive-keyring.gpg")]
+
+
+@pytest.mark.parametrize("layout", ["lib/modules", "usr/lib/modules"])
+def test_a_debian_kernels_modules_are_found_in_either_layout(tmp_path, layout):
+    """bookworm ships /lib/modules, trixie (merged /usr) /usr/lib/modules: a kernel whose modules
+    were missed would boot without its NIC and quietly lose the SSH channel."""
+    root = tmp_path / "root"
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / "vmlinuz-6.12.118+deb13-amd64").write_bytes(b"k")
+    (root / layout / "6.12.118+deb13-amd64").mkdir(parents=True)
+    art = Artefact("debian-13-6.12", root / "boot" / "vmlinuz-6.12.118+deb13-amd64", "x", "debian:linux-image=1")
+    assert Cache.modules_dir(art) == root / layout / "6.12.118+deb13-amd64"
+
+
+def test_a_debian_kernel_without_modules_is_an_error_not_a_serial_only_boot(tmp_path):
+    (tmp_path / "root" / "boot").mkdir(parents=True)
+    art = Artefact("debian-x", tmp_path / "root" / "boot" / "vmlinuz-1", "x", "debian:linux-image=1")
+    with pytest.raises(ArtefactError, match=r"debian-x: no lib/modules/<release> .* beside "):
+        Cache.modules_dir(art)

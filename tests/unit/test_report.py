@@ -33,3 +33,27 @@ def test_outcome_tells_the_three_same_base_states_apart():
     assert (only_balloon["unusable_converted"], only_balloon["xen_scratch_in_holes"]) == (True, True)
     assert (fixed["unusable_converted"], fixed["xen_scratch_in_holes"], fixed["relocated"]) == (True, False, 0)
     assert len({base["summary"], only_balloon["summary"], fixed["summary"]}) == 3
+
+
+def test_the_matrix_has_a_row_per_host_variant_and_a_column_per_xen_and_kernel():
+    import re
+    from pathlib import Path
+    from rig.report import html
+    moved = dict(device="0000:00:01.0", resource="BAR 2", firmware=(0x100000000, 0x13FFFFFFF),
+                 final=(0x140000000, 0x17FFFFFFF), cause="xen-scratch", root_cause="xen-scratch", evidence=[])
+    runs = [(Path("a"), make_result(xen=dict(version="4.17.7", cmdline=None, dom0=None, panic=None),
+                                    relocations=[moved])),
+            (Path("b"), make_result(xen=dict(version="4.20.5-pre", cmdline=None, dom0=None, panic=None),
+                                    kernel="debian-13-bpo-7", kernel_role="patched")),
+            (Path("c"), make_result(xen=dict(version="4.20.5-pre", cmdline=None, dom0=None, panic=None),
+                                    dom0_mem="1G", verdict="error", failure="dom0-halt", error="dom0 halted"))]
+    anchors = {html._host_key(r): f"host-{i}" for i, (_, r) in enumerate(runs)}
+    table = html.matrix_table(runs, anchors)
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert [re.search(r"<th>(.*?)</th>", r).group(1) for r in rows[1:]] == ["s / seabios / 512M", "s / seabios / 1G"]
+    heads = re.findall(r"<th>(Xen.*?)</th>", rows[0])
+    assert heads == ["Xen 4.17.7<br>debian-6.1", "Xen 4.20.5-pre<br>debian-6.1", "Xen 4.20.5-pre<br>debian-13-bpo-7"]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[1])
+    assert 'href="#host-0">pass' in cells[0] and "00:01.0 BAR 2 0x100000000→0x140000000" in cells[0]
+    assert cells[1] == "" and "nothing moved" in cells[2]
+    assert '<td class="error"><a href="#host-2">error</a><div class="moved">dom0-halt</div></td>' in rows[2]

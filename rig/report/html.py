@@ -172,7 +172,7 @@ def _css() -> str:
               "body{font:14px sans-serif;margin:20px}", ".lane,.tick{font-size:11px}", ".label{font-size:10px}",
               ".label{pointer-events:none;fill:#111}", ".box rect{stroke:#fff;stroke-width:0.5}",
               ".box:hover rect{stroke:#000;stroke-width:1.5}",
-              f".move-arrow{{stroke:#900;stroke-width:2.5;fill:none}}", ".arrowhead{fill:#900}",
+              ".move-arrow{stroke:#900;stroke-width:2.5;fill:none}", ".arrowhead{fill:#900}",
               ".tick-mark{stroke:#666}", "svg.memmap{display:block;max-width:100%}",
               ".pass{color:#070}.fail{color:#b00}.error{color:#b60}", "pre{background:#f4f4f4;padding:6px}",
               "table.matrix{border-collapse:collapse;margin:10px 0 20px}",

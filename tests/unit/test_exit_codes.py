@@ -1,7 +1,6 @@
 """Exit codes mean what the README says: 0 held, 1 an expectation failed (every job judged),
 2 bad input, 3 error (never read as a pass or a fail), 130 interrupted."""
 
-
 import pexpect
 import pytest
 

@@ -32,6 +32,9 @@ from rig.guest import ssh as ssh_mod
 from rig.artefacts.archive import DEBIAN_KERNELS, DEBIAN_XENS, DEFAULT_XEN, GUEST_PACKAGES
 from rig.artefacts.store import Cache
 from rig.errors import EXIT_ERROR, InputError, Interrupted, RigError
+from rig.units import parse_size
+
+GUESTS = Path(__file__).resolve().parents[1] / "guests"
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -228,21 +231,41 @@ def cmd_ssh(args) -> int:
 
 
 def cmd_repro(args) -> int:
-    file, data = bundle.load(args.bundle)
-    with _live_progress() as progress:
-        r = replay.run(file, data, out_dir=args.out, accel=args.accel, timeout_scale=args.timeout_scale,
-                       retries=args.retries, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"),
-                       allow_mismatch=args.allow_mismatch, say=_progress, progress=progress)
-    _write_reports(r.results, r.out_dir, None)
-    _progress("repro", "QEMU argv: " + ("identical to the bundle's" if r.argv_identical
-                                        else f"differs from the bundle's (see {r.new_bundle})"))
-    if r.differences is None:
-        _progress("repro", f"no result.json beside {file}: nothing to compare")
-    for d in r.differences or []:
-        _progress("repro", f"differs: {d}")
-    if r.differences == []:
-        _progress("repro", "same verdict, firmware BARs and final BARs as the original run")
-    return batch.exit_code(r.results)
+    """One job's bundle, or every job of a run (a nightly's artefacts): each replayed in turn,
+    then one table of what matched."""
+    files = bundle.find_all(args.bundle)
+    several = len(files) > 1
+    out_root = args.out or (batch.new_out_dir("repro") if several else None)
+    rows, codes, everything = [], [], []
+    for file in files:
+        file, data = bundle.load(file)
+        # Every job replays where it ran in the original layout: <out>/<scenario>/<variant>/<role>.
+        out = out_root / file.parent.parent.relative_to(args.bundle) if several else out_root
+        with _live_progress() as progress:
+            r = replay.run(file, data, out_dir=out, accel=args.accel, timeout_scale=args.timeout_scale,
+                           retries=args.retries, fetch=not args.no_fetch, user_kernels=_pairs(args.kernel, "--kernel"),
+                           allow_mismatch=args.allow_mismatch, say=_progress, progress=progress)
+        everything += r.results
+        if not several:
+            _write_reports(r.results, r.out_dir, None)
+        _progress("repro", "QEMU argv: " + ("identical to the bundle's" if r.argv_identical
+                                            else f"differs from the bundle's (see {r.new_bundle})"))
+        if r.differences is None:
+            _progress("repro", f"no result.json beside {file}: nothing to compare")
+        for d in r.differences or []:
+            _progress("repro", f"differs: {d}")
+        if r.differences == []:
+            _progress("repro", "same verdict, firmware BARs and final BARs as the original run")
+        codes.append(batch.exit_code(r.results))
+        rows.append((r.results[0].job if r.results else str(file.parent), r.results[0].verdict if r.results else "?",
+                     "no original" if r.differences is None else "matches" if not r.differences
+                     else f"{len(r.differences)} difference(s)", str(r.out_dir)))
+    if several:
+        _write_reports(everything, out_root, None)   # one report, summary and JUnit for the whole replay
+        for job, verdict, match, where in rows:
+            print(f"{job}: {verdict}, {match} ({where})")
+        print(f"{len(rows)} jobs replayed: {sum(m == 'matches' for _, _, m, _ in rows)} match the original run")
+    return max(codes)
 
 
 def cmd_matrix(args) -> int:
@@ -317,6 +340,30 @@ def cmd_kernel_list(args) -> int:
     for name in sorted(kernel_build.known_names(cache)):
         art = kernel_build.lookup(cache, name)
         print(f"{name} {art.version} {art.source} {art.path}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from rig.spec import field_import
+    name = args.name or (args.output.stem if args.output else "imported")
+    imported = field_import.build(field_import.gather(args.evidence), name,
+                                  parse_size(args.max_memory) if args.max_memory else None)
+    out = args.output or Path(f"{name}.toml")
+    out.write_text(imported.toml)
+    fidelity = out.with_suffix(".fidelity.txt")
+    fidelity.write_text("\n".join(imported.fidelity) + "\n")
+    scenario_mod.load(out, batch.known_kernels(batch.Options()))   # what it wrote is a scenario the rig runs
+    counts = {k: sum(n.startswith(k) for n in imported.fidelity)
+              for k in ("exact", "approximated", "not modelled", "missing", "unusable")}
+    print(f"{out}: {', '.join(f'{v} {k}' for k, v in counts.items() if v)} (fidelity report: {fidelity})")
+    for note in imported.fidelity:
+        if note.startswith(("missing", "unusable")):
+            print(f"  {note}")
+    return 0
+
+
+def cmd_field_script(args) -> int:
+    sys.stdout.write((GUESTS / "field" / "collect.sh").read_text())
     return 0
 
 
@@ -411,7 +458,7 @@ def parser() -> argparse.ArgumentParser:
     ssh.set_defaults(func=cmd_ssh)
 
     repro = sub.add_parser("repro", help="replay a run's job from its bundle.json, exactly")
-    repro.add_argument("bundle", type=Path, help="bundle.json, its job directory, or a run with one job")
+    repro.add_argument("bundle", type=Path, help="bundle.json, its job directory, or a run directory (every job of it, replayed in turn)")
     _option(repro, "out")
     _option(repro, "accel", choices=list(platform.ACCELS), default=None, help="default: the bundle's")
     _option(repro, "kernel", help="where a user kernel of the bundle is on this machine")
@@ -490,6 +537,17 @@ def parser() -> argparse.ArgumentParser:
     kbuild.set_defaults(func=cmd_kernel_build)
     klist = ksub.add_parser("list", help="kernels built so far")
     klist.set_defaults(func=cmd_kernel_list)
+
+    imp = sub.add_parser("import", help="write a scenario from a field machine's evidence (rig field-script's "
+                                        "tarball, a run directory, or loose lspci -vvv / dmesg / e820 files)")
+    imp.add_argument("evidence", nargs="+", type=Path, metavar="TARBALL|DIR|FILE")
+    imp.add_argument("-o", "--output", type=Path, metavar="FILE", help="the scenario to write (default NAME.toml)")
+    imp.add_argument("--name", help="the scenario's name (default: the output file's stem)")
+    imp.add_argument("--max-memory", metavar="SIZE", help="scale the host's RAM down to this (e.g. 8G)")
+    imp.set_defaults(func=cmd_import)
+
+    fs = sub.add_parser("field-script", help="print the POSIX sh script that collects a field machine's evidence")
+    fs.set_defaults(func=cmd_field_script)
 
     validate = sub.add_parser("validate", help="check scenario files without booting anything")
     validate.add_argument("scenarios", nargs="+", type=Path)

@@ -72,18 +72,24 @@ def write(run_dir: Path, data: dict) -> Path:
     return path
 
 
-def find(path: Path) -> Path:
-    """A bundle file, a job directory, or a run directory with exactly one job."""
+def find_all(path: Path) -> list[Path]:
+    """Every job's bundle: a bundle file, a job directory, or a run directory (all its jobs,
+    failed attempts left out)."""
     if path.is_file():
-        return path
+        return [path]
     if (path / FILE).is_file():
-        return path / FILE
-    found = sorted(path.rglob(FILE)) if path.is_dir() else []
-    found = [f for f in found if ".failed-" not in str(f.parent)]
-    if len(found) == 1:
-        return found[0]
+        return [path / FILE]
+    found = sorted(f for f in path.rglob(FILE) if ".failed-" not in str(f.parent)) if path.is_dir() else []
     if not found:
         raise InputError(f"{path}: no {FILE} (not a run directory of rig 0.2 or later?)")
+    return found
+
+
+def find(path: Path) -> Path:
+    """A bundle file, a job directory, or a run directory with exactly one job."""
+    found = find_all(path)
+    if len(found) == 1:
+        return found[0]
     jobs = ", ".join(str(f.parent.relative_to(path)) for f in found)
     raise InputError(f"{path}: holds {len(found)} jobs ({jobs}); name one of their directories")
 

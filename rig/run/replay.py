@@ -52,7 +52,8 @@ def run(file: Path, data: dict, *, out_dir: Path | None, accel: str | None, time
                             "not replaying (--allow-mismatch boots anyway)")
     say("repro", f"replaying {data['scenario']['name']} {data['role']} from {file}")
     out, results = batch.run(resolved.scenario, options, progress=progress)
-    new_file, new = bundle.load(out)
+    # its own job directory: a whole run's replay puts the jobs of one host side by side
+    new_file, new = bundle.load(out / data["role"] if (out / data["role"] / bundle.FILE).is_file() else out)
     original = file.parent / "result.json"
     replay = Replay(out, results, new["qemu_argv_normalised"] == data.get("qemu_argv_normalised"), new_file,
                     bundle.compare(result_mod.load(original), results[0]) if original.is_file() else None,

@@ -74,3 +74,11 @@ def test_shell_picks_one_job_by_role_or_kernel_name():
         matrix.one_job(s, None, None, "1G", set(DEBIAN_KERNELS))
     with pytest.raises(InputError, match="--kernel nope: neither a role"):
         matrix.one_job(s, "nope", None, None, set(DEBIAN_KERNELS))
+
+
+def test_a_run_directory_gives_every_jobs_bundle_failed_attempts_left_out(tmp_path):
+    for role in ("unpatched", "patched", "patched.failed-1"):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / bundle.FILE).write_text("{}")
+    assert bundle.find_all(tmp_path) == [tmp_path / "patched" / bundle.FILE, tmp_path / "unpatched" / bundle.FILE]
+    assert bundle.find_all(tmp_path / "patched") == [tmp_path / "patched" / bundle.FILE]

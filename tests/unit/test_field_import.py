@@ -1,0 +1,105 @@
+"""`rig import`: lspci -vvv parsing and a field machine's evidence turned back into its host,
+on the rig's own dom0s as field machines (tests/data/field/README.md)."""
+
+from pathlib import Path
+
+import pytest
+
+from rig.errors import InputError, ParseError
+from rig.parse import lspci
+from rig.spec import field_import, scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELD = ROOT / "tests" / "data" / "field"
+GiB = 1 << 30
+
+
+def test_lspci_reads_a_real_dom0_listing():
+    devices = {d.bdf: d for d in lspci.parse((FIELD / "bridge" / "lspci-vvv.txt").read_text())}
+    port = devices["0000:00:01.0"]
+    assert (port.express, port.hotplug, port.secondary, port.subordinate) == ("Root Port", True, 1, 1)
+    assert [(w.kind, w.start, w.end) for w in port.windows] == [
+        ("io", 0xC000, 0xCFFF), ("mem", 0xFE800000, 0xFE9FFFFF), ("pref", 0x140000000, 0x17FFFFFFF)]
+    testdev = devices["0000:01:00.0"]
+    assert (testdev.vendor_device, testdev.bus, testdev.is_bridge) == ("1b36:0005", 1, False)
+    assert [(b.index, b.kind, b.size, b.is_64, b.prefetch) for b in testdev.bars] == [
+        (0, "mem", 4096, False, False), (1, "io", 256, False, False), (2, "mem", GiB, True, True)]
+    assert testdev.bars[2].address == 0x140000000     # where the field kernel left it
+
+
+@pytest.mark.parametrize("text, error", [
+    ("00:01.0 PCI bridge [0604]: x [1b36:000c]\n\tRegion 0: Memory at fea44000 (32-bit, non-prefetchable) [size=4Q]\n",
+     "a Region line that does not parse"),
+    ("00:01.0 PCI bridge [0604]: x [1b36:000c]\n00:02.0 VGA compatible controller [0300]: y [1234:1111]\n",
+     r"no detail lines: run `lspci -vvv -nn`"),
+    ("00:01.0 PCI bridge [0604]: x [1b36:000c]\n\tMemory behind bridge: fe800000-fe9fffff [size=1M] [32-bit]\n",
+     r"window 0xfe800000-0xfe9fffff is not \[size=1M\]"),
+    ("Linux version 6.1\n\tRegion 0: Memory at 0 (32-bit, non-prefetchable) [size=4K]\n", "not a device header"),
+])
+def test_lspci_refuses_what_it_cannot_read_whole(text, error):
+    with pytest.raises(ParseError, match=error):
+        lspci.parse(text)
+
+
+def _pci_shape(s: scenario.Scenario) -> list[tuple]:
+    """The PCI tree without names: (device, props, the parent's device), in order."""
+    by_name = {d.name: d.device for d in s.host.pci if d.name}
+    return sorted((d.device, tuple(sorted((k, str(v)) for k, v in d.props.items())),
+                   by_name.get(d.parent, "root") if d.parent else "root") for d in s.host.pci)
+
+
+@pytest.mark.parametrize("field, original", [("default", "bar-clash-64bit"), ("bridge", "bridge-pref64-clash"),
+                                             ("switch-pxb", "switch-and-pxb"), ("hole32-6G", "hole32-6G")])
+def test_a_rig_dom0_imports_back_into_the_host_it_ran_on(tmp_path, field, original):
+    if not (FIELD / field).is_dir():
+        pytest.fail(f"tests/data/field/{field} is missing")
+    imported = field_import.build(field_import.gather([FIELD / field]), "imported")
+    path = tmp_path / "imported.toml"
+    path.write_text(imported.toml)
+    got = scenario.load(path)
+    want = scenario.load(ROOT / "scenarios" / f"{original}.toml")
+    assert (got.host.memory, got.xen.dom0_mem, got.xen.version) == (want.host.memory, want.xen.dom0_mem, "4.17")
+    assert _pci_shape(got) == _pci_shape(want)
+    assert got.expect["unpatched"].relocation_cause == "xen-scratch"     # the field kernel's own evidence
+    assert not [n for n in imported.fidelity if n.startswith(("missing", "unusable"))], imported.fidelity
+
+
+def test_loose_files_import_what_they_can_and_say_what_is_missing(tmp_path):
+    dmesg = tmp_path / "pasted.txt"
+    dmesg.write_text((FIELD / "default" / "dmesg.txt").read_text())
+    imported = field_import.build(field_import.gather([dmesg]), "pasted")
+    path = tmp_path / "pasted.toml"
+    path.write_text(imported.toml)
+    s = scenario.load(path)
+    # dom0's BIOS-e820 lines alone give the RAM (2 GiB with what Xen hid); no PCI device.
+    assert s.host.memory == 2 * GiB and s.host.pci == []
+    missing = [n for n in imported.fidelity if n.startswith("missing")]
+    assert any("no lspci -vvv" in n for n in missing) and any("no Xen command line" in n for n in missing)
+    assert imported.toml.startswith("# Imported by `rig import`")   # the report rides along as comments
+
+
+def test_evidence_of_nothing_known_is_bad_input(tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("the NIC vanished after the upgrade\n")
+    with pytest.raises(InputError, match="no lspci -vvv, e820/memmap or dmesg found"):
+        field_import.gather([junk])
+
+
+def test_a_garbled_lspci_is_reported_unusable_and_the_rest_imported(tmp_path):
+    for name in ("e820.txt", "dmesg.txt", "xl-dmesg.txt"):
+        (tmp_path / name).write_text((FIELD / "default" / name).read_text())
+    text = (FIELD / "default" / "lspci-vvv.txt").read_text().replace("(64-bit, prefetchable) [size=1G]",
+                                                                       "(64-bit, prefetchable) [size=1X]")
+    (tmp_path / "lspci-vvv.txt").write_text(text)
+    imported = field_import.build(field_import.gather([tmp_path]), "garbled")
+    (unusable,) = [n for n in imported.fidelity if n.startswith("unusable")]
+    assert "lspci-vvv.txt" in unusable and "Region line that does not parse" in unusable
+    assert "dom0_mem=512M" in imported.toml.replace('dom0_mem = "512M"', "dom0_mem=512M")
+
+
+def test_a_disabled_window_keeps_its_base_limit_pair_and_reads_as_off():
+    """From the switch-and-pxb dom0: lspci prints an off window's raw base and limit."""
+    (d,) = lspci.parse("40:00.0 PCI bridge [0604]: x [1b36:000c]\n\tBus: primary=40, secondary=41, subordinate=41, "
+                       "sec-latency=0\n\tPrefetchable memory behind bridge: 00000000fff00000-00000000000fffff "
+                       "[disabled] [64-bit]\n")
+    assert d.windows == (lspci.Window("pref", None, None),)

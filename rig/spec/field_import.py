@@ -84,7 +84,11 @@ def gather(paths: list[Path]) -> Evidence:
             ev.xen_log = ev.xen_log or text
             ev.sources.setdefault("xen_log", name)
             continue
-        if kind in (None, "iomem"):
+        if kind == "iomem":
+            if all(set(a) <= {"0"} for a in re.findall(r"^ *([0-9a-f]+)-[0-9a-f]+ : ", text, re.M)):
+                ev.unusable.append(f"{name}: /proc/iomem read without root: every address is 0")
+            continue
+        if kind is None:
             continue
         if getattr(ev, kind) is None:
             setattr(ev, kind, text)
@@ -121,6 +125,7 @@ class Imported:
 
 def build(ev: Evidence, name: str, max_memory: int | None = None) -> Imported:
     notes: list[str] = [f"unusable: {u}" for u in ev.unusable]
+    _check_dmesg(ev, notes)
     host = _memory(ev, notes, max_memory)
     pci = _pci(ev, notes)
     xen_version, dom0_mem = _xen(ev, notes, host)
@@ -137,6 +142,36 @@ def build(ev: Evidence, name: str, max_memory: int | None = None) -> Imported:
     header = ["# Imported by `rig import`. Fidelity (what stands in for what on the field machine):"]
     header += [f"#   {n}" for n in notes] + [""]
     return Imported("\n".join(header + lines), notes)
+
+
+_ENUMERATED = re.compile(r"pci (?P<bdf>[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]): \[(?P<ids>[0-9a-f]{4}:[0-9a-f]{4})\] type")
+
+
+def _check_dmesg(ev: Evidence, notes: list[str]) -> None:
+    """A dmesg that does not start at boot, or of another machine than the lspci: said, and
+    (for another machine) left out, so that neither the tree nor the expectations mix two."""
+    if not ev.dmesg:
+        return
+    if not re.search(r"Linux version \S+", ev.dmesg):
+        notes.append(f"approximated: {ev.sources.get('dmesg')} does not start at boot (no 'Linux version'; "
+                     "the ring buffer wrapped?): its e820 and PCI enumeration lines may be missing")
+    if not ev.lspci:
+        return
+    try:
+        listed = {d.bdf: d.vendor_device for d in lspci.parse(ev.lspci)}
+    except ParseError:
+        return
+    enumerated = {m.group("bdf"): m.group("ids") for m in _ENUMERATED.finditer(ev.dmesg)}
+    if not enumerated:
+        return
+    common = set(listed) & set(enumerated)
+    differ = [b for b in common if listed[b] and listed[b] != enumerated[b]]
+    if differ or len(common) < len(listed) / 2:
+        why = (f"{differ[0]} is {listed[differ[0]]} in lspci but {enumerated[differ[0]]} in dmesg" if differ
+               else f"only {len(common)} of lspci's {len(listed)} devices are in it")
+        notes.append(f"unusable: {ev.sources.get('dmesg')} is not of the machine lspci listed ({why}): "
+                     "left out; the scenario has no e820 or expectations from it")
+        ev.dmesg = None
 
 
 def _toml(v) -> str:

@@ -103,3 +103,23 @@ def test_a_disabled_window_keeps_its_base_limit_pair_and_reads_as_off():
                        "sec-latency=0\n\tPrefetchable memory behind bridge: 00000000fff00000-00000000000fffff "
                        "[disabled] [64-bit]\n")
     assert d.windows == (lspci.Window("pref", None, None),)
+
+
+def test_a_dmesg_of_another_machine_is_left_out_and_said(tmp_path):
+    for name in ("lspci-vvv.txt", "e820.txt", "xl-dmesg.txt"):
+        (tmp_path / name).write_text((FIELD / "bridge" / name).read_text())
+    (tmp_path / "dmesg.txt").write_text((FIELD / "switch-pxb" / "dmesg.txt").read_text())   # another host
+    imported = field_import.build(field_import.gather([tmp_path]), "mixed")
+    (unusable,) = [n for n in imported.fidelity if n.startswith("unusable")]
+    assert "is not of the machine lspci listed" in unusable and "0000:01:00.0 is 1b36:0005 in lspci but " \
+        "104c:8232 in dmesg" in unusable
+    assert "[expect.unpatched]" not in imported.toml      # no expectation from the other machine's kernel
+
+
+def test_iomem_read_without_root_and_a_wrapped_dmesg_are_said(tmp_path):
+    (tmp_path / "iomem.txt").write_text("00000000-00000000 : Reserved\n00000000-00000000 : System RAM\n")
+    (tmp_path / "dmesg.txt").write_text("\n".join(
+        line for line in (FIELD / "default" / "dmesg.txt").read_text().splitlines() if "Linux version" not in line))
+    imported = field_import.build(field_import.gather([tmp_path]), "partial")
+    assert any("read without root: every address is 0" in n for n in imported.fidelity if n.startswith("unusable"))
+    assert any("does not start at boot" in n for n in imported.fidelity)

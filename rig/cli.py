@@ -349,10 +349,16 @@ def cmd_import(args) -> int:
     imported = field_import.build(field_import.gather(args.evidence), name,
                                   parse_size(args.max_memory) if args.max_memory else None)
     out = args.output or Path(f"{name}.toml")
-    out.write_text(imported.toml)
+    # Checked as a scenario before it is written: a file on disk is one the rig runs.
+    draft = out.with_name(f".{out.name}.draft")
+    draft.write_text(imported.toml)
+    try:
+        scenario_mod.load(draft, batch.known_kernels(batch.Options()))
+    except InputError as exc:
+        raise RigError(f"rig import wrote a scenario it cannot run (a bug; kept in {draft}): {exc}") from exc
+    draft.rename(out)
     fidelity = out.with_suffix(".fidelity.txt")
     fidelity.write_text("\n".join(imported.fidelity) + "\n")
-    scenario_mod.load(out, batch.known_kernels(batch.Options()))   # what it wrote is a scenario the rig runs
     counts = {k: sum(n.startswith(k) for n in imported.fidelity)
               for k in ("exact", "approximated", "not modelled", "missing", "unusable")}
     print(f"{out}: {', '.join(f'{v} {k}' for k, v in counts.items() if v)} (fidelity report: {fidelity})")

@@ -8,12 +8,15 @@ out_dir=${1:-.}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 name="rig-field-$(hostname 2>/dev/null || echo host)-$stamp"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rig-field.XXXXXX") || exit 1
-trap 'rm -rf "$work"' EXIT INT TERM
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM   # the EXIT trap then removes the work directory
 dir="$work/$name"
 mkdir "$dir"
 manifest="$dir/MANIFEST"
 echo "rig field evidence $stamp" > "$manifest"
-[ "$(id -u)" = 0 ] || echo "not root: /proc/iomem shows zero addresses and lspci hides capabilities" | tee -a "$manifest"
+# say: into the manifest, and to stderr (stdout carries only the tarball's path)
+say() { echo "$*" >> "$manifest"; echo "$*" >&2; }
+[ "$(id -u)" = 0 ] || say "not root: /proc/iomem shows zero addresses and lspci hides capabilities"
 
 # get FILE COMMAND...: run it, keep its output, say in the manifest whether it worked
 get() {
@@ -21,16 +24,18 @@ get() {
     if "$@" > "$dir/$file" 2> "$dir/$file.err"; then
         echo "ok      $file: $*" >> "$manifest"
     else
-        echo "missing $file: $* ($(head -c 200 "$dir/$file.err" | tr '\n' ' '))" | tee -a "$manifest"
+        say "missing $file: $* ($(head -c 200 "$dir/$file.err" | tr '\n' ' '))"
     fi
     [ -s "$dir/$file.err" ] || rm -f "$dir/$file.err"
 }
 
 memmap() {
-    [ -d /sys/firmware/memmap ] || return 1
+    [ -d /sys/firmware/memmap ] || { echo "no /sys/firmware/memmap" >&2; return 1; }
     for e in /sys/firmware/memmap/*; do
-        printf '%s %s %s\n' "$(cat "$e/start")" "$(cat "$e/end")" "$(cat "$e/type")"
-    done | sort -t ' ' -k1,1
+        start=$(cat "$e/start") && end=$(cat "$e/end") && type=$(cat "$e/type") || return 1
+        printf '%s %s %s\n' "$start" "$end" "$type"
+    done > "$work/memmap.unsorted" || return 1
+    sort -t ' ' -k1,1 "$work/memmap.unsorted"
 }
 
 get lspci-vvv.txt lspci -vvv -nn
@@ -44,7 +49,7 @@ if command -v xl > /dev/null 2>&1; then
     get xl-dmesg.txt xl dmesg
     get xl-info.txt xl info
 else
-    echo "missing xl-dmesg.txt, xl-info.txt: no xl here (not a Xen dom0, or no toolstack)" | tee -a "$manifest"
+    say "missing xl-dmesg.txt, xl-info.txt: no xl here (not a Xen dom0, or no toolstack)"
 fi
 
 tar -C "$work" -czf "$out_dir/$name.tar.gz" "$name" || exit 1

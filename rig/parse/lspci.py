@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from rig.errors import ParseError
 
 _HEADER = re.compile(
-    r"^(?:(?P<domain>[0-9a-f]{4}):)?(?P<bus>[0-9a-f]{2}):(?P<dev>[0-9a-f]{2})\.(?P<fn>[0-7]) "
+    r"^(?:(?P<domain>[0-9a-f]{4,5}):)?(?P<bus>[0-9a-f]{2}):(?P<dev>[0-9a-f]{2})\.(?P<fn>[0-7]) "
     r"(?P<cls>[^:]+?)(?: \[(?P<class_id>[0-9a-f]{4})\])?: (?P<rest>.*)$")
 _IDS = re.compile(r"\[(?P<vendor>[0-9a-f]{4}):(?P<device>[0-9a-f]{4})\]")
 _SIZE = r"\[size=(?P<size>\d+)(?P<unit>[KMGT]?)\]"
+# Flags lspci may print before the size: [disabled], [virtual] (SR-IOV), [enhanced] (EA).
+_FLAGS = r"(?: \[(?:disabled|virtual|enhanced|disabled by cmd)\])*"
 _REGION = re.compile(
-    r"^\tRegion (?P<index>\d): (?:(?P<mem>Memory at) (?P<maddr>[0-9a-f]+|<unassigned>|<ignored>) "
-    r"\((?P<bits>32|64)-bit, (?P<pref>non-prefetchable|prefetchable)\)|(?P<io>I/O ports at) "
-    r"(?P<iaddr>[0-9a-f]+|<unassigned>|<ignored>))(?P<disabled> \[disabled\])? " + _SIZE + r"$")
-_ROM = re.compile(r"^\tExpansion ROM at (?P<addr>[0-9a-f]+|<unassigned>|<ignored>)(?: \[(?:disabled|virtual)\])* "
-                  + _SIZE + r"$")
+    r"^\tRegion (?P<index>[0-5]): (?:(?P<mem>Memory at) (?P<maddr>[0-9a-f]+|<unassigned>|<ignored>) "
+    r"\((?P<bits>32|64|low-1M)(?:-bit)?, (?P<pref>non-prefetchable|prefetchable)\)|(?P<io>I/O ports at) "
+    r"(?P<iaddr>[0-9a-f]+|<unassigned>|<ignored>))" + _FLAGS + " " + _SIZE + r"$")
+_ROM = re.compile(r"^\tExpansion ROM at (?P<addr>[0-9a-f]+|<unassigned>|<ignored>)" + _FLAGS + " " + _SIZE + r"$")
 # A window that is off reads "[disabled]" (or "[empty]"), after its base-limit pair or alone.
 _WINDOW = re.compile(r"^\t(?P<kind>I/O|Memory|Prefetchable memory) behind bridge: "
                      r"(?:(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+) " + _SIZE + r"|(?:[0-9a-f]+-[0-9a-f]+ )?"
@@ -101,6 +102,8 @@ def parse(text: str) -> list[Device]:
         line = raw.rstrip("\r")
         if not line.strip():
             continue
+        if re.match(r"^[0-9a-f]{2,3}: (?:[0-9a-f]{2} ?)+$", line):
+            continue   # lspci -x's config space dump
         if not line.startswith(("\t", " ")):
             m = _HEADER.match(line)
             if not m:
@@ -114,6 +117,11 @@ def parse(text: str) -> list[Device]:
             continue
         if not devices:
             raise ParseError(f"lspci line {n}: detail before any device header")
+        if not line.startswith("\t"):
+            # lspci indents its details with tabs; spaces mean a re-wrapped copy (a web page,
+            # a mail), where a Region or Bus line could be missed: refused, not guessed
+            raise ParseError(f"lspci line {n}: indented with spaces, not lspci's tabs (a re-wrapped copy?): "
+                             f"{line.strip()[:70]!r}")
         verbose = True
         d = devices[-1]
         if line.startswith("\tRegion "):
@@ -143,7 +151,7 @@ def parse(text: str) -> list[Device]:
             d["windows"].append(Window(kind, start, end))
         elif line.startswith("\tBus: "):
             m = _BUS.match(line)
-            if not m:
+            if not m or int(m.group("subordinate"), 16) < int(m.group("secondary"), 16):
                 raise ParseError(f"lspci line {n}: a Bus line that does not parse: {line.strip()[:90]!r}")
             d["secondary"], d["subordinate"] = int(m.group("secondary"), 16), int(m.group("subordinate"), 16)
         elif line.startswith("\tCapabilities: ") and "Express (" in line:
@@ -156,6 +164,10 @@ def parse(text: str) -> list[Device]:
             d["hotplug"] = True
     if not devices:
         raise ParseError("lspci: no device in the text")
+    bdfs = [d["bdf"] for d in devices]
+    if len(set(bdfs)) != len(bdfs):
+        dup = next(b for b in bdfs if bdfs.count(b) > 1)
+        raise ParseError(f"lspci: {dup} is listed twice (two listings in one file?)")
     if not verbose:
         raise ParseError("lspci: no detail lines: run `lspci -vvv -nn` (plain lspci has no BARs or windows)")
     return [Device(**{**d, "bars": tuple(d["bars"]), "windows": tuple(d["windows"])}) for d in devices]

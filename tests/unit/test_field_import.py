@@ -123,3 +123,89 @@ def test_iomem_read_without_root_and_a_wrapped_dmesg_are_said(tmp_path):
     imported = field_import.build(field_import.gather([tmp_path]), "partial")
     assert any("read without root: every address is 0" in n for n in imported.fidelity if n.startswith("unusable"))
     assert any("does not start at boot" in n for n in imported.fidelity)
+
+
+@pytest.mark.parametrize("cmdline, want", [
+    ("dom0_mem=4g", (4 * GiB, "4g")), ("dom0_mem=524288", (512 << 20, "524288")),   # bare: KiB, as Xen reads it
+    ("dom0_mem=1G dom0_mem=256M", (256 << 20, "256M")),                             # the last one wins
+    ("dom0_mem=max:4G,1G", (GiB, "max:4G,1G")),
+    ("dom0_mem=50%", (None, "50%")), ("dom0_mem=-1G", (None, "-1G")), ("dom0_mem=min:1G,max:4G", (None, "min:1G,max:4G")),
+    ("console=com1", (None, "")),
+])
+def test_dom0_mem_is_read_as_xen_reads_it(cmdline, want):
+    assert field_import.dom0_mem_of(cmdline) == want
+
+
+def test_xl_info_gives_xens_version_and_command_line(tmp_path):
+    for name in ("lspci-vvv.txt", "e820.txt", "dmesg.txt"):
+        (tmp_path / name).write_text((FIELD / "default" / name).read_text())
+    (tmp_path / "xl-info.txt").write_text("host : field\nxen_major : 4\nxen_minor : 20\nxen_extra : .4\n"
+                                          "xen_commandline : placeholder dom0_mem=1G,max:1G dom0=pvh\n")
+    imported = field_import.build(field_import.gather([tmp_path]), "xlinfo")
+    assert 'version = "4.20"' in imported.toml and 'dom0_mem = "1G"' in imported.toml
+    assert "exact: Xen 4.20 on the field machine -> Debian's Xen 4.20" in imported.fidelity
+
+
+def test_without_root_the_port_kinds_are_guessed_and_said(tmp_path):
+    text = (FIELD / "switch-pxb" / "lspci-vvv.txt").read_text()
+    lines = [ln for ln in text.splitlines() if not ln.startswith("\t\t")]
+    denied = "\n".join("\tCapabilities: <access denied>" if ln.startswith("\tCapabilities:") else ln for ln in lines)
+    (tmp_path / "lspci-vvv.txt").write_text(denied + "\n")
+    (tmp_path / "dmesg.txt").write_text((FIELD / "switch-pxb" / "dmesg.txt").read_text())
+    imported = field_import.build(field_import.gather([tmp_path]), "nonroot")
+    devices = [ln.split('"')[1] for ln in imported.toml.splitlines() if ln.startswith("device = ")]
+    assert devices.count("pcie-root-port") == 2 and devices.count("x3130-upstream") == 1
+    assert devices.count("xio3130-downstream") == 2 and devices.count("pci-testdev") == 3
+    assert any("(guessed: no capabilities without root)" in n for n in imported.fidelity)
+
+
+def test_an_expectation_only_for_a_device_the_host_has(tmp_path):
+    """A dmesg alone: the field kernel's conflict is said, but no emulated device stands for it."""
+    dmesg = tmp_path / "dmesg.txt"
+    dmesg.write_text((FIELD / "default" / "dmesg.txt").read_text())
+    imported = field_import.build(field_import.gather([dmesg]), "alone")
+    assert "[expect.unpatched]" not in imported.toml
+    assert any(n.startswith("missing: the field kernel could not claim 0000:00:01.0 BAR 2") for n in imported.fidelity)
+
+
+def test_a_console_log_is_both_xens_log_and_the_kernels(tmp_path):
+    serial = tmp_path / "console.txt"
+    serial.write_text((FIELD / "default" / "xl-dmesg.txt").read_text() + (FIELD / "default" / "dmesg.txt").read_text())
+    ev = field_import.gather([serial])
+    assert ev.sources == {"xen_log": str(serial), "dmesg": str(serial)}
+    assert "(XEN)" not in ev.dmesg and "Command line:" in ev.xen_log
+
+
+def test_names_and_paths_cannot_break_the_toml(tmp_path):
+    odd = tmp_path / 'dmesg "boot 2"\nx.txt'
+    odd.write_text((FIELD / "default" / "dmesg.txt").read_text())
+    imported = field_import.build(field_import.gather([odd]), 'my"bug')
+    import tomllib
+    data = tomllib.loads(imported.toml)
+    assert data["name"] == 'my"bug' and 'dmesg "boot 2"\nx.txt' in data["description"]
+
+
+def test_other_segments_are_said_and_left_out():
+    ev = field_import.Evidence(lspci=(FIELD / "bridge" / "lspci-vvv.txt").read_text() +
+                               "0001:00:03.0 VGA compatible controller [0300]: x [10de:1234]\n"
+                               "\tRegion 0: Memory at 400000000 (64-bit, prefetchable) [size=256M]\n")
+    imported = field_import.build(ev, "segments")
+    assert any("PCI segment(s) 0001" in n for n in imported.fidelity)
+    assert imported.toml.count('device = "pci-testdev"') == 1
+
+
+def test_what_qemu_cannot_build_is_fitted_or_left_out_and_said(tmp_path):
+    port = ("00:1c.0 PCI bridge [0604]: Intel Root Port [8086:a110]\n\tBus: primary=00, secondary=01, "
+            "subordinate=01, sec-latency=0\n\tCapabilities: [40] Express (v2) Root Port (Slot+), MSI 00\n")
+    nic = ("01:00.{f} Ethernet controller [0200]: Intel X710 [8086:1572]\n"
+           "\tRegion 0: Memory at 6000000000 (64-bit, prefetchable) [size=8M]\n")
+    gpu = ("00:02.0 VGA compatible controller [0300]: x [1234:1111]\n"
+           "\tRegion 0: Memory at c0000000 (32-bit, prefetchable) [size=512M]\n")
+    imported = field_import.build(field_import.Evidence(lspci=port + nic.format(f=0) + nic.format(f=1) + gpu), "fit")
+    path = tmp_path / "fit.toml"
+    path.write_text(imported.toml)
+    s = scenario.load(path)                                # a scenario the rig can boot
+    assert [(d.device, d.props) for d in s.host.pci] == [
+        ("bochs-display", {"vgamem": "256M"}), ("pcie-root-port", {}), ("pci-testdev", {"membar": "8M"})]
+    assert any("0000:01:00.1" in n and "a second function or device behind one port" in n for n in imported.fidelity)
+    assert any("approximated: 0000:00:02.0" in n and "vgamem=256M" in n for n in imported.fidelity)

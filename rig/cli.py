@@ -344,7 +344,7 @@ def cmd_kernel_list(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from rig.spec import field_import
+    from rig import field_import
     name = args.name or (args.output.stem if args.output else "imported")
     imported = field_import.build(field_import.gather(args.evidence), name,
                                   parse_size(args.max_memory) if args.max_memory else None)

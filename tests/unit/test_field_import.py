@@ -7,7 +7,8 @@ import pytest
 
 from rig.errors import InputError, ParseError
 from rig.parse import lspci
-from rig.spec import field_import, scenario
+from rig import field_import
+from rig.spec import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELD = ROOT / "tests" / "data" / "field"

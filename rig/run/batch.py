@@ -428,8 +428,17 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
                  "qemu": art.qemu(job).record}
     if job.kernel in options.user_modules:
         artefacts["modules"] = str(options.user_modules[job.kernel])
-    data = report.result_of(job.id, job.scenario, boot, job.kernel, accel_reason, analysis, checks,
-                            verdict_mod.verdict(boot.error, checks), artefacts)
+    try:
+        data = report.result_of(job.id, job.scenario, boot, job.kernel, accel_reason, analysis, checks,
+                                verdict_mod.verdict(boot.error, checks), artefacts)
+    except Exception as exc:  # noqa: BLE001 - a result that does not fit its schema errs this job, not the run
+        boot.failure = "internal"
+        boot.error = f"internal error while writing the result: {type(exc).__name__}: {str(exc)[:300]}"
+        single.save_traceback(boot.run_dir, boot)
+        data = Result(job=job.id, scenario=job.scenario.name, kernel=job.kernel, kernel_role=job.role,
+                      firmware=job.firmware, dom0_mem=format_size(job.dom0_mem), verdict="error",
+                      stage_reached=boot.stage_reached, failure=boot.failure, error=boot.error,
+                      artefacts=artefacts, run_dir=str(boot.run_dir))
     try:
         _write_job(job, boot, data, artefacts, art, options)
     except OSError as exc:  # a full or unwritable --out: the verdict cannot be kept, so it is no verdict

@@ -161,3 +161,28 @@ def test_validate_refuses_an_unknown_xen_as_run_does(tmp_path, capsys):
     bad.write_text(text.replace("\n[xen]\n", '\n[xen]\nversion = "4.19"\n', 1))
     assert cli.main(["validate", str(bad)]) == 2
     assert "xen.version" in capsys.readouterr().err
+
+
+def test_a_result_that_breaks_its_schema_errs_its_job_not_the_run(tmp_path):
+    """What judging builds is checked by result.json's schema; a bug that breaks it must leave
+    an error for that job (exit 3 for the run, the other jobs judged), not a crashed rig."""
+    from rig.artefacts.archive import GuestTools
+    from rig.artefacts.store import Artefact
+    from rig.run import batch, single
+    from rig.spec import matrix, plan as plan_mod, scenario as scenario_mod
+    s = scenario_mod.Scenario(name="s", kernels={"unpatched": "debian-6.1"})
+    (job,) = matrix.expand([s], flat=True)
+    art_file = Artefact("k", tmp_path / "k", "0" * 64, "debian:k=1", "1")
+    plan = plan_mod.make(job.scenario, "unpatched", "tcg", xen=tmp_path / "x", kernel=tmp_path / "k",
+                         initrd=tmp_path / "i")
+    boot = single.KernelBoot("unpatched", art_file, tmp_path / "unpatched", plan, error="hang at stage xen",
+                             failure="hang", ssh={"not-a-field": True})   # Ssh forbids unknown keys
+    (tmp_path / "unpatched").mkdir()
+    art = batch.Artefacts({None: art_file}, {"debian-6.1": art_file}, {"debian-6.1": art_file},
+                          GuestTools(tmp_path, {}, "tools-0"),
+                          qemus={None: batch.QemuChoice(None, "7.2.22", {"name": "system", "printed": "7.2.22"})})
+    r = batch.judge(job, boot, [(job, boot)], art, "TCG", batch.Options())
+    assert (r.verdict, r.failure) == ("error", "internal")
+    assert r.error.startswith("internal error while writing the result: ValidationError") and "traceback" in r.error
+    assert (tmp_path / "unpatched" / "result.json").is_file() and (tmp_path / "unpatched" / "traceback.txt").is_file()
+    assert batch.exit_code([r]) == 3

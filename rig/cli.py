@@ -368,6 +368,35 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_bisect(args) -> int:
+    from rig.run import bisect
+    scenario = scenario_mod.load(args.scenario, batch.known_kernels(batch.Options()))
+    role = args.role or next(iter(scenario.expect), None)
+    if role not in scenario.expect:
+        raise InputError(f"--role {role}: the scenario has no expectations for it "
+                         f"(roles with expectations: {', '.join(scenario.expect) or 'none'})")
+    if len(scenario.variants()) != 1:
+        raise InputError(f"{args.scenario}: bisect boots one host; the scenario has {len(scenario.variants())} "
+                         "variants (firmware, dom0_mem, xen or qemu lists)")
+    batch.preflight(scenario, args.scenario)
+    out = args.out or batch.new_out_dir(f"bisect-{scenario.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    oracle = bisect.scenario_oracle(scenario, role, args.good_when, args.check, out,
+                                    fragments=tuple(args.config_fragment), base_config=args.config,
+                                    options=batch.Options(timeout_scale=args.timeout_scale),
+                                    progress=lambda m: _progress("bisect", m))
+    b = bisect.run(args.tree.resolve(), args.good, args.bad, oracle, out / "bisect.json", resume=args.resume,
+                   progress=lambda m: _progress("bisect", m))
+    html.write([out], out)
+    for s in b.steps:
+        print(f"{s.commit[:12]} {s.outcome:4} {s.seconds:6.0f} s  {s.subject[:60]}  ({s.why[:80]})")
+    if b.first:
+        print(f"first {'bad' if args.good_when == 'pass' else 'fixed'} commit: {b.first['commit']} {b.first['subject']}")
+        return 0
+    print("skipped commits hide the answer; it is one of: " + ", ".join(c[:12] for c in b.candidates))
+    return EXIT_ERROR
+
+
 def cmd_field_script(args) -> int:
     sys.stdout.write((GUESTS / "field" / "collect.sh").read_text())
     return 0
@@ -551,6 +580,22 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="the scenario's name (default: the output file's stem)")
     imp.add_argument("--max-memory", metavar="SIZE", help="scale the host's RAM down to this (e.g. 8G)")
     imp.set_defaults(func=cmd_import)
+
+    bis = sub.add_parser("bisect", help="find the commit of a kernel tree that changes a scenario's verdict")
+    bis.add_argument("scenario", type=Path)
+    bis.add_argument("--tree", type=Path, required=True, help="a Linux git tree (left untouched: a worktree of its own)")
+    bis.add_argument("--good", required=True, metavar="REF")
+    bis.add_argument("--bad", required=True, metavar="REF")
+    bis.add_argument("--role", help="the kernel role whose expectations judge (default: the first with some)")
+    bis.add_argument("--good-when", choices=["pass", "fail"], default="pass",
+                     help="pass: find the first commit that fails (a regression); fail: the first that passes (a fix)")
+    bis.add_argument("--check", metavar="NAME", help="judge by this one check (e.g. balloon_converted), not the verdict")
+    bis.add_argument("--config-fragment", action="append", default=[], type=Path, metavar="FILE")
+    bis.add_argument("--config", type=Path, metavar="FILE", help="a base .config instead of tinyconfig")
+    bis.add_argument("--timeout-scale", type=float, default=1.0, metavar="X")
+    bis.add_argument("--out", type=Path, help="output directory (default runs/<timestamp>-bisect-<name>/)")
+    bis.add_argument("--resume", action="store_true", help="go on from the bisect.json in --out")
+    bis.set_defaults(func=cmd_bisect)
 
     fs = sub.add_parser("field-script", help="print the POSIX sh script that collects a field machine's evidence")
     fs.set_defaults(func=cmd_field_script)

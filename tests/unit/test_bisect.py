@@ -1,0 +1,100 @@
+"""rig bisect's search, on a real git history with a stand-in oracle (the real one builds
+and boots: tests/integration). What must hold: the first commit that changes the answer is
+found, the user's tree and bisect state are untouched, an interruption resumes without
+asking the oracle twice, skipped commits are reported as the candidates they are."""
+
+import json
+import subprocess
+
+import pytest
+
+from rig.errors import InputError
+from rig.run import bisect
+
+
+def git(tree, *args):
+    return subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def history(tmp_path):
+    """Ten commits; "fixed" turns 1 at the sixth (the one the bisect must name)."""
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    git(tree, "init", "-q", "-b", "main")
+    git(tree, "config", "user.email", "t@example.org")
+    git(tree, "config", "user.name", "t")
+    ids = []
+    for n in range(10):
+        (tree / "fixed").write_text("1\n" if n >= 5 else "0\n")
+        (tree / "other").write_text(f"{n}\n")
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", f"commit {n}" + (" (the fix)" if n == 5 else ""))
+        ids.append(git(tree, "rev-parse", "HEAD"))
+    (tree / "user-edit").write_text("uncommitted work\n")   # the user's working copy, dirty
+    return tree, ids
+
+
+def reads_fixed(asked):
+    def oracle(work, commit):
+        asked.append(commit)
+        fixed = (work / "fixed").read_text().strip() == "1"
+        return ("bad" if fixed else "good"), ("fixed" if fixed else "not fixed"), None
+    return oracle
+
+
+def test_finds_the_first_commit_that_changes_the_answer(history, tmp_path):
+    tree, ids = history
+    asked = []
+    b = bisect.run(tree, ids[0], ids[-1], reads_fixed(asked), tmp_path / "bisect.json")
+    assert b.first == {"commit": ids[5], "subject": "commit 5 (the fix)"} and b.finished
+    assert len(asked) <= 4 and ids[0] not in asked and ids[-1] not in asked   # log2(9) steps, ends not rebuilt
+    saved = json.loads((tmp_path / "bisect.json").read_text())
+    assert [s["commit"] for s in saved["steps"]] == asked and saved["first"]["commit"] == ids[5]
+    # The user's tree: same HEAD, same dirty file, no bisect of theirs, no worktree left.
+    assert git(tree, "rev-parse", "HEAD") == ids[-1] and (tree / "user-edit").is_file()
+    assert subprocess.run(["git", "-C", str(tree), "bisect", "log"], capture_output=True).returncode != 0
+    assert git(tree, "worktree", "list").count("\n") == 0 and not (tmp_path / "worktree").exists()
+
+
+def test_an_interrupted_bisect_resumes_without_asking_again(history, tmp_path):
+    tree, ids = history
+    asked = []
+    answer = reads_fixed(asked)
+
+    def interrupted(work, commit):
+        if len(asked) == 2:
+            raise KeyboardInterrupt
+        return answer(work, commit)
+
+    with pytest.raises(KeyboardInterrupt):
+        bisect.run(tree, ids[0], ids[-1], interrupted, tmp_path / "bisect.json")
+    assert git(tree, "worktree", "list").count("\n") == 0          # cleaned up on Ctrl-C
+    before = list(asked)
+    b = bisect.run(tree, ids[0], ids[-1], answer, tmp_path / "bisect.json", resume=True)
+    assert b.first["commit"] == ids[5]
+    assert not set(asked[len(before):]) & set(before)             # no commit asked twice
+
+
+def test_skipped_commits_that_hide_the_answer_are_the_candidates(history, tmp_path):
+    tree, ids = history
+    asked = []
+    answer = reads_fixed(asked)
+
+    def broken_builds(work, commit):
+        if commit in (ids[4], ids[5]):
+            return "skip", "build failed", None
+        return answer(work, commit)
+
+    b = bisect.run(tree, ids[0], ids[-1], broken_builds, tmp_path / "bisect.json")
+    assert b.first is None and set(b.candidates) >= {ids[5]} and b.finished
+
+
+def test_bad_refs_are_bad_input(history, tmp_path):
+    tree, ids = history
+    with pytest.raises(InputError, match="--good v9.9: not a commit"):
+        bisect.run(tree, "v9.9", ids[-1], reads_fixed([]), tmp_path / "b.json")
+    with pytest.raises(InputError, match="is not an ancestor of --bad"):
+        bisect.run(tree, ids[-1], ids[0], reads_fixed([]), tmp_path / "b.json")
+    with pytest.raises(InputError, match="not a git work tree"):
+        bisect.run(tmp_path, ids[0], ids[-1], reads_fixed([]), tmp_path / "b.json")

@@ -93,7 +93,7 @@ def gather(paths: list[Path]) -> Evidence:
                 ev.unusable.append(f"{name}: /proc/iomem read without root: every address is 0")
             continue
         if kind is None:
-            if re.match(r"^(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] ", text):
+            if lspci.HEADER.match(text.lstrip().split("\n", 1)[0]):
                 ev.unusable.append(f"{name}: an lspci without -vvv (no BARs, no windows): run `lspci -vvv -nn`")
             elif text.strip() and not name.endswith((".err", "MANIFEST")):
                 ev.skipped.append(f"{name}: not recognised as lspci -vvv, an e820, dmesg or Xen's log")

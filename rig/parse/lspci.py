@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from rig.errors import ParseError
 
-_HEADER = re.compile(
+HEADER = re.compile(   # a device's first line; also what plain `lspci` prints
+
     r"^(?:(?P<domain>[0-9a-f]{4,5}):)?(?P<bus>[0-9a-f]{2}):(?P<dev>[0-9a-f]{2})\.(?P<fn>[0-7]) "
     r"(?P<cls>[^:]+?)(?: \[(?P<class_id>[0-9a-f]{4})\])?: (?P<rest>.*)$")
 _IDS = re.compile(r"\[(?P<vendor>[0-9a-f]{4}):(?P<device>[0-9a-f]{4})\]")
@@ -105,7 +106,7 @@ def parse(text: str) -> list[Device]:
         if re.match(r"^[0-9a-f]{2,3}: (?:[0-9a-f]{2} ?)+$", line):
             continue   # lspci -x's config space dump
         if not line.startswith(("\t", " ")):
-            m = _HEADER.match(line)
+            m = HEADER.match(line)
             if not m:
                 raise ParseError(f"lspci line {n}: not a device header: {line[:80]!r}")
             ids = _IDS.findall(m.group("rest"))

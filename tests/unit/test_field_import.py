@@ -210,3 +210,17 @@ def test_what_qemu_cannot_build_is_fitted_or_left_out_and_said(tmp_path):
         ("bochs-display", {"vgamem": "256M"}), ("pcie-root-port", {}), ("pci-testdev", {"membar": "8M"})]
     assert any("0000:01:00.1" in n and "a second function or device behind one port" in n for n in imported.fidelity)
     assert any("approximated: 0000:00:02.0" in n and "vgamem=256M" in n for n in imported.fidelity)
+
+
+def test_a_rig_run_directory_imports_without_mistaking_its_other_files(tmp_path):
+    """A job directory also holds pci-resources.txt ("0000:00:01.0 2 0x... 0x..."): that is no
+    plain lspci. Caught by the booted round trip in .ci/run."""
+    for name in ("lspci-vvv.txt", "e820.txt", "dmesg.txt", "xl-dmesg.txt"):
+        (tmp_path / name).write_text((FIELD / "bridge" / name).read_text())
+    (tmp_path / "pci-resources.txt").write_text(
+        "0000:00:01.0 0 0x00000000fea44000 0x00000000fea44fff 0x0000000000040200 12\n")
+    (tmp_path / "lspci.txt").write_text("00:01.0 PCI bridge: Red Hat, Inc. QEMU PCIe Root port\n")
+    imported = field_import.build(field_import.gather([tmp_path]), "rundir")
+    unusable = [n for n in imported.fidelity if n.startswith("unusable")]
+    assert len(unusable) == 1 and "lspci.txt: an lspci without -vvv" in unusable[0], unusable
+    assert any(n.startswith("skipped:") and "pci-resources.txt" in n for n in imported.fidelity)

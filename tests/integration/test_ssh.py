@@ -132,6 +132,17 @@ def test_rig_shell_runs_a_command_in_dom0_and_powers_off_on_exit(tmp_path):
     assert "answer-42" in (out / "patched" / "serial.log").read_text(errors="replace")
 
 
+def _replayed_as_recorded(default_ab, out, role):
+    """The replay of `role` has the original's verdict (a pass), firmware and final BARs and argv."""
+    original, replayed = default_ab.result(role), json.loads((out / role / "result.json").read_text())
+    assert replayed["verdict"] == original["verdict"] == "pass"
+    bars = lambda r, which: {(p["device"], p["resource"]): p[which] for p in r["pci_resources"]}  # noqa: E731
+    assert bars(replayed, "firmware") == bars(original, "firmware")
+    assert bars(replayed, "final") == bars(original, "final")
+    assert json.loads((out / role / "bundle.json").read_text())["qemu_argv_normalised"] == \
+        json.loads((default_ab.out / role / "bundle.json").read_text())["qemu_argv_normalised"]
+
+
 def test_bundle_replays_to_the_same_verdict_and_bars(default_ab, tmp_path):
     job = default_ab.out / "unpatched"
     bundle = json.loads((job / "bundle.json").read_text())
@@ -141,35 +152,18 @@ def test_bundle_replays_to_the_same_verdict_and_bars(default_ab, tmp_path):
     out = tmp_path / "replay"
     proc = rig("repro", str(job), "--out", str(out), *RETRY, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    original, replayed = default_ab.result("unpatched"), json.loads((out / "unpatched" / "result.json").read_text())
-    assert replayed["verdict"] == original["verdict"] == "pass"
-    bars = lambda r, which: {(p["device"], p["resource"]): p[which] for p in r["pci_resources"]}  # noqa: E731
-    assert bars(replayed, "firmware") == bars(original, "firmware")
-    assert bars(replayed, "final") == bars(original, "final")
-    assert json.loads((out / "unpatched" / "bundle.json").read_text())["qemu_argv_normalised"] == \
-        bundle["qemu_argv_normalised"]
+    _replayed_as_recorded(default_ab, out, "unpatched")
     assert "same verdict, firmware BARs and final BARs" in proc.stderr
 
 
 @pytest.mark.nightly   # two more boots; one job's replay above runs on every push
 def test_a_whole_run_replays_to_the_same_verdicts_and_bars(default_ab, tmp_path):
     """`rig repro RUN_DIR`: every job of the A/B (a nightly's downloaded artefacts), one table."""
-    job = default_ab.out / "unpatched"
-    bundle = json.loads((job / "bundle.json").read_text())
-    assert bundle["xen_cmdline"] in (job / "serial.log").read_text(errors="replace")
-    assert bundle["artefacts"]["kernel"]["sha256"] == default_ab.result("unpatched")["artefacts"]["kernel"]["sha256"]
-
     out = tmp_path / "replay"
     proc = rig("repro", str(default_ab.out), "--out", str(out), *RETRY, timeout=900)
     assert proc.returncode == 0, proc.stderr
     for role in ("unpatched", "patched"):
-        original, replayed = default_ab.result(role), json.loads((out / role / "result.json").read_text())
-        assert replayed["verdict"] == original["verdict"] == "pass"
-        bars = lambda r, which: {(p["device"], p["resource"]): p[which] for p in r["pci_resources"]}  # noqa: E731
-        assert bars(replayed, "firmware") == bars(original, "firmware")
-        assert bars(replayed, "final") == bars(original, "final")
-        assert json.loads((out / role / "bundle.json").read_text())["qemu_argv_normalised"] == \
-            json.loads((default_ab.out / role / "bundle.json").read_text())["qemu_argv_normalised"]
+        _replayed_as_recorded(default_ab, out, role)
         assert f"bar-clash-64bit[seabios-512M-{role}]: pass, matches" in proc.stdout
     assert proc.stderr.count("same verdict, firmware BARs and final BARs") == 2
     assert "2 jobs replayed: 2 match the original run" in proc.stdout

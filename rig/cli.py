@@ -387,7 +387,7 @@ def cmd_bisect(args) -> int:
                                     progress=lambda m: _progress("bisect", m))
     b = bisect.run(args.tree.resolve(), args.good, args.bad, oracle, out / "bisect.json", resume=args.resume,
                    progress=lambda m: _progress("bisect", m))
-    html.write([out], out)
+    html.write([out], out, bisect=b)
     for s in b.steps:
         print(f"{s.commit[:12]} {s.outcome:4} {s.seconds:6.0f} s  {s.subject[:60]}  ({s.why[:80]})")
     if b.first:

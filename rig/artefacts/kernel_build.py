@@ -168,7 +168,10 @@ def source_tree(source: str, cache: Cache, progress: Progress) -> tuple[Path, st
         if (path / ".config").exists() or (path / "include" / "config").exists():
             raise InputError(f"--source {source}: the tree has been configured in place; out-of-tree builds "
                              "need it clean (make mrproper)")
-        return path.resolve(), f"tree:{path.resolve()}@{_tree_state(path)}"
+        state = _tree_state(path)
+        # A git tree is its commit and diff wherever it lies: a bisect's worktree, moved each
+        # run, and the user's own checkout of the same commit share one build.
+        return path.resolve(), f"tree:{state}" if state.startswith("git:") else f"tree:{path.resolve()}@{state}"
     raise InputError(f"--source {source}: neither a known source ({', '.join(DEBIAN_SOURCES)}), "
                      "a directory nor a tarball")
 

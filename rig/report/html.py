@@ -237,8 +237,35 @@ def matrix_table(runs: list[tuple[Path, Result]], anchors: dict[tuple, str]) -> 
     return "".join(out)
 
 
-def render(paths: list[Path]) -> str:
+def bisect_table(bisect, anchors: dict[Path, str]) -> str:
+    """A bisect's steps in the order they ran, each linked to its boot's memory map; the
+    answer (or the skipped commits hiding it) above them."""
+    if bisect.first:
+        answer = f"first commit that changes the verdict: {bisect.first['commit'][:12]} {bisect.first['subject']}"
+    elif bisect.finished:
+        answer = "skipped commits hide the answer; it is one of: " + ", ".join(c[:12] for c in bisect.candidates)
+    else:
+        answer = "not finished: go on with --resume"
+    out = [f"<h2>bisect {html.escape(bisect.good[:12])}..{html.escape(bisect.bad[:12])}</h2>",
+           f"<p class=outcome>{html.escape(answer)}</p>",
+           '<table class="matrix"><tr><th>step</th><th>commit</th><th>subject</th><th>outcome</th>'
+           "<th>why</th><th>seconds</th></tr>"]
+    for i, s in enumerate(bisect.steps, 1):
+        anchor = anchors.get(Path(s.run_dir).resolve()) if s.run_dir else None
+        why = html.escape(s.why)
+        if anchor:
+            why = f'<a href="#{anchor}">{why}</a>'
+        cls = {"good": "pass", "bad": "fail"}.get(s.outcome, "error")
+        out.append(f"<tr><td>{i}</td><td><code>{html.escape(s.commit[:12])}</code></td><td>{html.escape(s.subject)}</td>"
+                   f'<td class="{cls}">{html.escape(s.outcome)}</td>'
+                   f"<td>{why}</td><td>{s.seconds:.0f}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def render(paths: list[Path], bisect=None) -> str:
     runs = find_results(paths)
+    run_anchors = {run_dir.resolve(): f"run-{i}" for i, (run_dir, _) in enumerate(runs)}
     hosts: dict[tuple, list[tuple[Path, Result]]] = {}
     for run_dir, r in runs:
         hosts.setdefault(_host_key(r), []).append((run_dir, r))
@@ -248,6 +275,7 @@ def render(paths: list[Path]) -> str:
                                        ("window", "PCI window"), ("bar", "BAR"), ("bar-moved", "moved BAR"),
                                        ("scratch", "Xen scratch"), ("converted", "balloon RAM")))
     body = [f"<h1>xen-pvh-rig report</h1><p>{len(runs)} runs on {len(hosts)} hosts</p>",
+            bisect_table(bisect, run_anchors) if bisect else "",
             matrix_table(runs, anchors) if runs else "", f"<p>{legend}</p>"]
     for key, members in hosts.items():
         scenario, firmware, dom0_mem, xen, qemu = key
@@ -258,7 +286,8 @@ def render(paths: list[Path]) -> str:
                     f'dom0_mem={dom0_mem}, Xen {html.escape(xen or "?")}, QEMU {html.escape(qemu)})</h2>')
         for run_dir, r in members:
             title = f"{r.kernel_role}: {r.kernel} {r.kernel_release or ''}"
-            body.append(f'<h3>{html.escape(title)} <span class="{r.verdict}">{r.verdict}</span></h3>')
+            body.append(f'<h3 id="{run_anchors[run_dir.resolve()]}">{html.escape(title)} '
+                        f'<span class="{r.verdict}">{r.verdict}</span></h3>')
             if r.error:
                 body.append(f"<p class=error>{html.escape(r.error)}</p>")
             else:
@@ -287,11 +316,12 @@ SUMMARY_KEYS = ("job", "scenario", "firmware", "dom0_mem", "kernel_role", "kerne
                 "stage_reached", "error", "relocations", "xen_scratch", "balloon", "balloon_driver", "outcome", "checks", "timings", "run_dir")
 
 
-def write(paths: list[Path], out_dir: Path) -> Path:
-    """report.html and report.json (a summary of every result below `paths`)."""
+def write(paths: list[Path], out_dir: Path, bisect=None) -> Path:
+    """report.html and report.json (a summary of every result below `paths`); with a
+    bisect (rig.run.bisect.Bisect), its steps head the page."""
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "report.html"
-    out.write_text(render(paths))
+    out.write_text(render(paths, bisect))
     summary = [{k: d[k] for k in SUMMARY_KEYS}
                for d in (r.model_dump(mode="json") for _, r in find_results(paths))]
     (out_dir / "report.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -105,12 +105,19 @@ def run(tree: Path, good: str, bad: str, oracle: Oracle, state: Path, *, resume:
         while not _done(out, b, work):
             head = _git(work, "rev-parse", "HEAD").stdout.strip()
             subject = _git(work, "log", "-1", "--format=%s", head).stdout.strip()
-            left = re.search(r"roughly (\d+) steps?", out)
+            # git: "Bisecting: N revisions left to test after this (roughly K steps)": K does not
+            # count this step. The range is the commits not yet known good, less the bad end.
+            left = re.search(r"\(roughly (\d+) steps?\)", out)
+            goods = _git(work, "for-each-ref", "--format=%(refname)", "refs/bisect/good-*").stdout.split()
+            candidates = int(_git(work, "rev-list", "--count", "refs/bisect/bad", "--not", *goods).stdout) - 1
             spent = [s.seconds for s in b.steps if s.outcome != "skip"]
-            eta = f", about {int(left.group(1)) * sum(spent) / len(spent) / 60:.0f} min left" \
-                if left and spent else ""
-            progress(f"step {len(b.steps) + 1}: {head[:12]} {subject[:60]}"
-                     + (f" ({left.group(1)} more steps{eta})" if left else ""))
+            todo = f" ({candidates} candidate commit{'s' * (candidates != 1)}"
+            if left:
+                steps = int(left.group(1)) + 1
+                todo += f", about {steps} step{'s' * (steps != 1)} left"
+                todo += f", about {steps * sum(spent) / len(spent) / 60:.0f} min" if spent else ""
+            todo += ")"
+            progress(f"step {len(b.steps) + 1}: {head[:12]} {subject[:60]}{todo}")
             started = time.monotonic()
             outcome, why, run_dir = oracle(work, head)
             if outcome not in OUTCOMES:
@@ -181,7 +188,7 @@ def scenario_oracle(scenario, role: str, good_when: str, check: str | None, out_
             if r.verdict != "error":
                 break
         else:
-            return "skip", f"error twice: {r.error}", str(run_dir)
+            return "skip", f"error twice: {r.error}", r.run_dir
         if check:
             named = [c for c in r.checks if c.name == check]
             if not named:
@@ -190,6 +197,6 @@ def scenario_oracle(scenario, role: str, good_when: str, check: str | None, out_
             passed, why = named[0].passed, f"{check} {'held' if named[0].passed else 'failed'}: {named[0].detail}"
         else:
             passed, why = r.verdict == "pass", f"verdict {r.verdict}"
-        return ("good" if passed == (good_when == "pass") else "bad"), why, str(run_dir / role)
+        return ("good" if passed == (good_when == "pass") else "bad"), why, r.run_dir
 
     return oracle

@@ -12,7 +12,7 @@ import pytest
 
 from rig.artefacts.store import Cache
 
-from .conftest import RETRY, rig, run_scenario
+from .conftest import RETRY, SCENARIOS, rig, run_scenario
 
 pytestmark = pytest.mark.boot
 
@@ -97,3 +97,33 @@ def test_build_manifests_record_what_was_built(same_base):
         "0002-xen-x86-add-extra-pages-to-unpopulated-alloc-if-available.patch"]
     assert (cache.root / "builds" / names["key"] / "build.log").stat().st_size > 0
     print(f"build of 6.1-balloon: {manifest['seconds']} s")
+
+
+def test_a_two_step_bisect_names_the_commit_that_converts(same_base, tmp_path):
+    """rig bisect end to end in push CI, kept to two steps: between "base" and "unrelated 2"
+    of tests/integration/linux_history.py, same-base-ab's patched role judged by
+    balloon_converted alone finds the 0001 commit. The history has fixed dates, so on a
+    machine that keeps the rig's cache both steps' builds are cache hits and the steps cost
+    their boots; elsewhere they are real builds with ccache warm from same_base. The nightly
+    (tests/integration/test_bisect.py) builds every step."""
+    from tests.integration import linux_history
+    assert same_base.returncode == 0   # it fetched the source and warmed ccache
+    tree, ids = linux_history.cached()
+    out = tmp_path / "bisect"
+    proc = rig("bisect", str(SCENARIOS / "same-base-ab.toml"), "--tree", str(tree), "--good", ids["base"],
+               "--bad", ids["unrelated 2"], "--role", "patched", "--good-when", "fail",
+               "--check", "balloon_converted", "--out", str(out), timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout
+    converts = ids[linux_history.CONVERTS]
+    assert f"first fixed commit: {converts} {linux_history.CONVERTS}" in proc.stdout
+    b = json.loads((out / "bisect.json").read_text())
+    # unrelated 1 does not convert (good), 0001 does (bad): exactly these two were judged.
+    assert {(s["commit"], s["outcome"]) for s in b["steps"]} == {(ids["unrelated 1"], "good"), (converts, "bad")}
+    assert all(s["why"].startswith("balloon_converted ") for s in b["steps"]), b["steps"]
+    assert "step 1:" in proc.stderr and "(2 candidate commits, about 2 steps left)" in proc.stderr   # the progress lines
+    page = (out / "report.html").read_text()
+    assert f"first commit that changes the verdict: {converts[:12]}" in page
+    assert page.count('<a href="#run-') == 2
+    status = subprocess.run(["git", "-C", str(tree), "worktree", "list"], capture_output=True, text=True)
+    assert status.stdout.count("\n") == 1   # the bisect's worktree is gone again
+    print("bisect steps: " + ", ".join(f"{s['commit'][:12]} {s['outcome']} {s['seconds']:.0f} s" for s in b["steps"]))

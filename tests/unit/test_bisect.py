@@ -4,6 +4,7 @@ found, the user's tree and bisect state are untouched, an interruption resumes w
 asking the oracle twice, skipped commits are reported as the candidates they are."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -45,9 +46,15 @@ def reads_fixed(asked):
 
 def test_finds_the_first_commit_that_changes_the_answer(history, tmp_path):
     tree, ids = history
-    asked = []
-    b = bisect.run(tree, ids[0], ids[-1], reads_fixed(asked), tmp_path / "bisect.json")
+    asked, said = [], []
+    b = bisect.run(tree, ids[0], ids[-1], reads_fixed(asked), tmp_path / "bisect.json", progress=said.append)
     assert b.first == {"commit": ids[5], "subject": "commit 5 (the fix)"} and b.finished
+    # A line per step with the range left; from the second on, a time estimate.
+    starts = [line for line in said if line.startswith("step ")]
+    assert len(starts) == len(asked) and starts[0].startswith(f"step 1: {asked[0][:12]} commit ")
+    assert "(8 candidate commits, about 3 steps left)" in starts[0]   # ids[1..8]; git: roughly 2 after this
+    assert all(" min)" in line for line in starts[1:])
+    assert re.search(r"\((\d) candidate commits?", starts[1]).group(1) in "1234"   # halved
     assert len(asked) <= 4 and ids[0] not in asked and ids[-1] not in asked   # log2(9) steps, ends not rebuilt
     saved = json.loads((tmp_path / "bisect.json").read_text())
     assert [s["commit"] for s in saved["steps"]] == asked and saved["first"]["commit"] == ids[5]

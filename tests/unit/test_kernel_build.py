@@ -115,3 +115,27 @@ def test_scenario_builds_resolve_relative_to_the_file_and_name_bad_paths(tmp_pat
     undeclared.write_text('name = "u"\n[kernels]\na = "built:nothing"\n')
     with pytest.raises(ScenarioError, match="kernels.a: unknown kernel 'built:nothing'"):
         scenario.load(undeclared, set())
+
+
+def test_a_git_tree_is_its_commit_and_diff_wherever_it_lies(tmp_path):
+    """A bisect builds in a worktree that moves every run: the same commit must be the same
+    source (one build), an uncommitted change or another commit another one."""
+    def git(tree, *args):
+        subprocess.run(["git", "-C", str(tree), *args], check=True, capture_output=True)
+
+    tree = tmp_path / "linux"
+    (tree / "arch" / "x86").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\n")
+    (tree / "arch" / "x86" / "Kconfig").write_text("")
+    git(tree, "init", "-q")
+    git(tree, "add", "-A")
+    git(tree, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "one")
+    git(tree, "worktree", "add", "-q", "--detach", str(tmp_path / "elsewhere"), "HEAD")
+    ident = lambda p: kb.source_tree(str(p), None, print)[1]
+    here = ident(tree)
+    assert here.startswith("tree:git:") and str(tmp_path) not in here
+    assert ident(tmp_path / "elsewhere") == here
+    (tmp_path / "elsewhere" / "Makefile").write_text("VERSION = 7\n")
+    assert ident(tmp_path / "elsewhere") != here
+    git(tmp_path / "elsewhere", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-am", "two")
+    assert ident(tmp_path / "elsewhere") != here

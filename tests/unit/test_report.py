@@ -57,3 +57,26 @@ def test_the_matrix_has_a_row_per_host_variant_and_a_column_per_xen_and_kernel()
     assert 'href="#host-0">pass' in cells[0] and "00:01.0 BAR 2 0x100000000→0x140000000" in cells[0]
     assert cells[1] == "" and "nothing moved" in cells[2]
     assert '<td class="error"><a href="#host-2">error</a><div class="moved">dom0-halt</div></td>' in rows[2]
+
+
+def test_a_bisect_heads_the_page_and_each_step_links_its_own_map(tmp_path):
+    """Two steps, two boots: each step's row links the anchor of the h3 above that step's
+    map (not the other's), and the answer names the first commit."""
+    import re
+    from rig.report import html
+    from rig.run.bisect import Bisect, Step
+    dirs = [tmp_path / "aaaa" / "patched", tmp_path / "bbbb" / "patched"]
+    for d, kernel in zip(dirs, ("built:bisect-aaaa", "built:bisect-bbbb")):
+        d.mkdir(parents=True)
+        make_result(kernel=kernel, kernel_role="patched", run_dir=str(d)).write(d)
+    b = Bisect("/t", "1" * 40, "2" * 40, [Step("b" * 40, "second", "bad", "relocations held", 120.4, str(dirs[1])),
+                                          Step("a" * 40, "first", "good", "relocations failed", 99.0, str(dirs[0]))],
+               first={"commit": "b" * 40, "subject": "second"}, finished=True)
+    page = html.render([tmp_path], b)
+    assert "first commit that changes the verdict: bbbbbbbbbbbb second" in page
+    rows = re.findall(r"<tr><td>(\d)</td><td><code>(\w+)</code>.*?href=\"#(run-\d)\"", page)
+    assert [(n, c) for n, c, _ in rows] == [("1", "bbbbbbbbbbbb"), ("2", "aaaaaaaaaaaa")]
+    for _, commit, anchor in rows:
+        heading = re.search(rf'<h3 id="{anchor}">(.*?)</h3>', page).group(1)
+        assert f"built:bisect-{commit[:4]}" in heading
+    assert page.index("<h2>bisect") < page.index('<table class="matrix"><tr><th>scenario')

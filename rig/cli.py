@@ -29,7 +29,7 @@ from rig.guest import terminal
 from rig.host import BACKEND_NAMES
 from rig.spec import scenario as scenario_mod
 from rig.guest import ssh as ssh_mod
-from rig.artefacts.archive import DEBIAN_KERNELS, DEBIAN_XENS, DEFAULT_XEN, GUEST_PACKAGES
+from rig.artefacts.archive import DEBIAN_KERNELS, DEFAULT_XEN, GUEST_PACKAGES, XEN_NAMES
 from rig.artefacts.store import Cache
 from rig.errors import EXIT_ERROR, InputError, Interrupted, RigError
 from rig.units import parse_size
@@ -80,11 +80,11 @@ def _xen(value: str | None) -> tuple[str | None, Path | None]:
     """--xen NAME|PATH: (a Debian Xen's name, a user hypervisor's path)."""
     if value is None:
         return None, None
-    if value in DEBIAN_XENS:
+    if value in XEN_NAMES:
         return value, None
     if Path(value).is_file():
         return None, Path(value)
-    raise InputError(f"--xen {value}: neither a Xen name ({', '.join(DEBIAN_XENS)}) nor a file")
+    raise InputError(f"--xen {value}: neither a Xen name ({', '.join(XEN_NAMES)}) nor a file")
 
 
 def _options(args, workers: int) -> batch.Options:
@@ -420,7 +420,7 @@ OPTIONS = {
                                    help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")),
     "modules": (("--modules",), dict(action="append", default=[], metavar="NAME=DIR",
                                      help="the modules directory of a --kernel")),
-    "xen": (("--xen",), dict(metavar="NAME|PATH", help="a Debian Xen by name (" + ", ".join(DEBIAN_XENS)
+    "xen": (("--xen",), dict(metavar="NAME|PATH", help="a Debian Xen by name (" + ", ".join(XEN_NAMES)
                                                        + "; default: the scenario's, else " + DEFAULT_XEN
                                                        + "), or a user hypervisor (xen.gz or gunzipped)")),
     "qemu": (("--qemu",), dict(metavar="NAME", choices=[platform.SYSTEM_QEMU, *archive.DEBIAN_QEMUS],
@@ -551,7 +551,7 @@ def parser() -> argparse.ArgumentParser:
                                                   f"{', '.join(sorted(set(DEBIAN_KERNELS) - set(DEFAULT_FETCH)))}, "
                                                   "which a run fetches when it needs them)")
     fetch.add_argument("--refresh", action="store_true", help="fetch again even if cached")
-    fetch.add_argument("--xen", action="append", choices=list(DEBIAN_XENS),
+    fetch.add_argument("--xen", action="append", choices=list(XEN_NAMES),
                        help=f"a Debian Xen to fetch (repeatable; default: {DEFAULT_XEN})")
     fetch.add_argument("--qemu", action="append", choices=list(archive.DEBIAN_QEMUS),
                        help="another QEMU to unpack into the cache (repeatable)")

@@ -430,7 +430,7 @@ def _xen(ev: Evidence, notes: list[str], memory: int) -> tuple[str, int]:
         notes.append(f"approximated: dom0_mem {format_size(dom0_mem)} is not below the host's RAM: "
                      f"{format_size(memory // 4)}")
         dom0_mem = memory // 4
-    from rig.artefacts.archive import DEBIAN_XENS
+    from rig.artefacts.archive import XEN_NAMES
     field_v = None
     if ev.xl_info and (ma := re.search(r"^xen_major\s*:\s*(\d+)", ev.xl_info, re.M)) and \
             (mi := re.search(r"^xen_minor\s*:\s*(\d+)", ev.xl_info, re.M)):
@@ -439,7 +439,7 @@ def _xen(ev: Evidence, notes: list[str], memory: int) -> tuple[str, int]:
         field_v = (int(m.group(1)), int(m.group(2)))
     version = platform.DEFAULT_XEN
     if field_v:
-        version = min(DEBIAN_XENS, key=lambda v: abs(100 * int(v.split(".")[0]) + int(v.split(".")[1])
+        version = min(XEN_NAMES, key=lambda v: abs(100 * int(v.split(".")[0]) + int(v.split(".")[1])
                                                      - 100 * field_v[0] - field_v[1]))
         notes.append(f"{'exact' if field_v == tuple(map(int, version.split('.'))) else 'approximated'}: "
                      f"Xen {field_v[0]}.{field_v[1]} on the field machine -> Debian's Xen {version}")

@@ -106,14 +106,20 @@ def read_host_sources(etc: Path = Path("/etc/apt")) -> dict[str, str]:
 class Apt:
     """apt-get/apt-cache against the rig's private apt root."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, debian_arch: str | None = None):
         self.root = root
+        self.debian_arch = debian_arch   # None: the machine's own; else only that one (arm64)
 
     def _opts(self) -> list[str]:
         r = self.root
+        # Another architecture's packages are looked up against an empty dpkg status: what
+        # this machine has installed says nothing about them.
+        status = "/var/lib/dpkg/status" if self.debian_arch is None else r / "status"
         opts = ["-o", f"Dir::Etc::SourceList={r / 'sources.list'}", "-o", f"Dir::Etc::SourceParts={r / 'sources.list.d'}",
                 "-o", f"Dir::State={r / 'state'}", "-o", f"Dir::Cache={r / 'cache'}",
-                "-o", "Dir::State::status=/var/lib/dpkg/status", "-o", "APT::Default-Release="]
+                "-o", f"Dir::State::status={status}", "-o", "APT::Default-Release="]
+        if self.debian_arch is not None:
+            opts += ["-o", f"APT::Architecture={self.debian_arch}", "-o", f"APT::Architectures={self.debian_arch}"]
         if os.geteuid() == 0:
             opts += ["-o", "APT::Sandbox::User=root"]  # _apt cannot write into a user's cache
         return opts
@@ -131,6 +137,7 @@ class Apt:
         for d in ("sources.list.d", "state/lists/partial", "cache/archives/partial"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         (self.root / "sources.list").write_text("")
+        (self.root / "status").touch()
         (self.root / "sources.list.d" / "rig.sources").write_text("\n".join(s.deb822() for s in sources))
 
     def update(self) -> None:

@@ -53,27 +53,32 @@ class DebianXen:
     arch: str
     codename: str             # the Debian release that carries it, on the machine's own mirror
     package: str
-    member: str               # the multiboot hypervisor inside the package (gzipped)
+    member: str               # the hypervisor QEMU loads (x86: multiboot, gzipped; Arm: an Image)
     efi_member: str           # xen.efi inside the package
     suites: tuple[str, ...] = ("{codename}", "{codename}-updates", "{codename}-security")
 
 
 DEBIAN_XENS = {
-    x.name: x for x in (
+    (x.name, x.arch): x for x in (
         DebianXen("4.17", "x86_64", "bookworm", "xen-hypervisor-4.17-amd64", "boot/xen-4.17-amd64.gz",
                   "boot/xen-4.17-amd64.efi"),
         DebianXen("4.20", "x86_64", "trixie", "xen-hypervisor-4.20-amd64", "boot/xen-4.20-amd64.gz",
                   "boot/xen-4.20-amd64.efi"),
+        DebianXen("4.17", "aarch64", "bookworm", "xen-hypervisor-4.17-arm64", "boot/xen-4.17-arm64",
+                  "boot/xen-4.17-arm64.efi"),
+        DebianXen("4.20", "aarch64", "trixie", "xen-hypervisor-4.20-arm64", "boot/xen-4.20-arm64",
+                  "boot/xen-4.20-arm64.efi"),
     )
 }
+XEN_NAMES = tuple(dict.fromkeys(name for name, _ in DEBIAN_XENS))   # what --xen takes
 DEFAULT_XEN = platform.DEFAULT_XEN
 
 
 def debian_xen(name: str | None, arch: str) -> DebianXen:
     """The Debian Xen called `name` (None: the default) for `arch`; an unknown one lists the known."""
-    xen = DEBIAN_XENS.get(name or DEFAULT_XEN)
-    if xen is None or xen.arch != arch:
-        known = ", ".join(n for n, x in DEBIAN_XENS.items() if x.arch == arch)
+    xen = DEBIAN_XENS.get((name or DEFAULT_XEN, arch))
+    if xen is None:
+        known = ", ".join(n for n, a in DEBIAN_XENS if a == arch)
         raise InputError(f"unknown Xen {name!r} for {arch} (known: {known}; or --xen PATH to a hypervisor)")
     return xen
 
@@ -125,8 +130,10 @@ class GuestTools:
     digest: str
 
 
-def pins_digest(pins: dict[str, str]) -> str:
+def pins_digest(pins: dict[str, str], debian_arch: str = "amd64") -> str:
     text = "\n".join(f"{p}={v}" for p, v in sorted(pins.items()))
+    if debian_arch != "amd64":   # the same names and versions, other bytes
+        text += f"\narch={debian_arch}"
     return "tools-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -134,7 +141,7 @@ def pins_digest(pins: dict[str, str]) -> str:
 # the private apt root and installs with Cache.install (atomic, with a sha256 manifest).
 
 def fetch_xen(cache: Cache, xen: DebianXen, version: str | None = None, entry: str | None = None) -> dict:
-    apt = cache.apt(xen.codename)
+    apt = cache.apt(xen.codename, platform.ARCHES[xen.arch].debian_arch)
     apt.update()
     package = xen.package
     suites = {s.format(codename=xen.codename) for s in xen.suites}
@@ -150,6 +157,8 @@ def fetch_xen(cache: Cache, xen: DebianXen, version: str | None = None, entry: s
             gz = tmp / "root" / xen.member
             if not gz.is_file():
                 raise ArtefactError(f"{package} {version} has no {xen.member}")
+            if gz.suffix != ".gz":   # Arm's is an Image, loaded as it is
+                return f"root/{xen.member}"
             # QEMU's multiboot loader takes no gzip: keep the hypervisor uncompressed.
             out = tmp / Path(xen.member).stem
             with gzip.open(gz) as src, open(out, "wb") as dst:
@@ -184,10 +193,11 @@ def fetch_qemu(cache: Cache, qemu: DebianQemu) -> dict:
                              versions[qemu.package], emulator)
 
 
-def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None, entry: str | None = None) -> dict:
-    apt = cache.apt(kernel.codename)
+def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None, entry: str | None = None,
+                 arch: platform.Arch = platform.ARCHES["x86_64"]) -> dict:
+    apt = cache.apt(kernel.codename, arch.debian_arch)
     apt.update()
-    meta = "linux-image-amd64"
+    meta = arch.kernel_meta_package
     suites = {s.format(codename=kernel.codename) for s in kernel.suites}
     meta_version = version or newest(apt.versions(meta), suites)
     if meta_version is None:
@@ -218,8 +228,8 @@ def fetch_kernel(cache: Cache, kernel: DebianKernel, version: str | None = None,
                              vmlinuz)
 
 
-def fetch_guest_tools(cache: Cache, pins: dict[str, str] | None) -> dict:
-    apt = cache.apt()
+def fetch_guest_tools(cache: Cache, pins: dict[str, str] | None, debian_arch: str = "amd64") -> dict:
+    apt = cache.apt(debian_arch=debian_arch)
     apt.update()
     packages = sorted(pins) if pins else apt.closure(GUEST_PACKAGES)
     (cache.root / "guest").mkdir(parents=True, exist_ok=True)
@@ -228,7 +238,7 @@ def fetch_guest_tools(cache: Cache, pins: dict[str, str] | None) -> dict:
         for package in packages:
             deb = apt.download(package, pins[package] if pins else "", Path(dl))
             versions[package] = dpkg_deb("-f", str(deb), "Version").strip()
-        name = pins_digest(versions)
+        name = pins_digest(versions, debian_arch)
         final = cache.root / "guest" / name
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache.root / "guest"))
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.artefacts import archive
+from rig.spec import platform
 from rig.artefacts.apt import Apt, dpkg_deb, parse_sources, read_host_sources, rig_sources
 from rig.errors import ArtefactError, CorruptArtefactError, InputError
 
@@ -89,10 +90,13 @@ class Cache:
             lock.flush()
             yield
 
-    def apt(self, codename: str = archive.CODENAME) -> Apt:
-        """A private apt root for Debian `codename`, its sources made from this machine's own
-        entries (the same mirrors), one root per release (call under locked())."""
-        apt = Apt(self.root / ("apt" if codename == archive.CODENAME else f"apt-{codename}"))
+    def apt(self, codename: str = archive.CODENAME, debian_arch: str = "amd64") -> Apt:
+        """A private apt root for Debian `codename` and architecture, its sources made from
+        this machine's own entries (the same mirrors), one root per release and architecture
+        (call under locked())."""
+        name = "apt" if codename == archive.CODENAME else f"apt-{codename}"
+        foreign = debian_arch != "amd64"
+        apt = Apt(self.root / (f"{name}-{debian_arch}" if foreign else name), debian_arch if foreign else None)
         apt.setup(rig_sources(parse_sources(read_host_sources()), codename, archive.CODENAME))
         return apt
 
@@ -191,19 +195,24 @@ class Cache:
         return tuple(self.root / "qemu" / qemu.name / "root" / d for d in qemu.data_dirs)
 
     # -- kernels --------------------------------------------------------------------------
-    def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False, version: str | None = None) -> Artefact:
-        """The named kernel: the newest the archive had when first fetched, or (a replay)
-        exactly `version`, kept beside it as kernels/<name>@<version>."""
+    def kernel(self, name: str, *, fetch: bool = True, refresh: bool = False, version: str | None = None,
+               arch: platform.Arch = platform.ARCHES["x86_64"]) -> Artefact:
+        """The named kernel for `arch`: the newest the archive had when first fetched, or (a
+        replay) exactly `version`, kept beside it as kernels/<entry>@<version>. An x86_64
+        kernel's entry is its name, another architecture's <name>-<debian arch>."""
         if name not in archive.DEBIAN_KERNELS:
             raise InputError(f"unknown kernel {name!r} (known: {', '.join(sorted(archive.DEBIAN_KERNELS))}; "
                              "or pass --kernel NAME=PATH)")
-        current = None if refresh else self._load("kernels", name)
+        row = archive.DEBIAN_KERNELS[name]
+        entry = name if arch.debian_arch == "amd64" else f"{name}-{arch.debian_arch}"
+        current = None if refresh else self._load("kernels", entry)
         if version is None or (current and current["version"] == version):
-            return self._get("kernels", name, f"kernel {name}", lambda: archive.fetch_kernel(self, archive.DEBIAN_KERNELS[name]),
-                             fetch=fetch, refresh=refresh)
-        pinned = f"{name}@{version}"
+            art = self._get("kernels", entry, f"kernel {entry}", lambda: archive.fetch_kernel(self, row, None, entry, arch),
+                            fetch=fetch, refresh=refresh)
+            return Artefact(name, art.path, art.sha256, art.source, art.version)
+        pinned = f"{entry}@{version}"
         art = self._get("kernels", pinned, f"kernel {pinned}",
-                        lambda: archive.fetch_kernel(self, archive.DEBIAN_KERNELS[name], version, pinned), fetch=fetch, refresh=refresh)
+                        lambda: archive.fetch_kernel(self, row, version, pinned, arch), fetch=fetch, refresh=refresh)
         return Artefact(name, art.path, art.sha256, art.source, art.version)
 
     @staticmethod
@@ -225,37 +234,40 @@ class Cache:
 
     # -- dom0 userspace tools ----------------------------------------------------------------
     def guest_tools(self, pins: dict[str, str] | None = None, *, fetch: bool = True,
-                    refresh: bool = False) -> "archive.GuestTools":
+                    refresh: bool = False, debian_arch: str = "amd64") -> "archive.GuestTools":
         """busybox, dropbear and pciutils with their libraries, unpacked from Debian packages.
 
         Without `pins`, the versions fetched first are kept (guest/current.json) so every
         run uses the same bytes until `rig fetch --refresh`; with pins (a replay), exactly
         those versions.
         """
-        pointer = self.root / "guest" / "current.json"
-        fresh = pins is None and (refresh or self.current_tools_pins() is None)
+        pointer = self._tools_pointer(debian_arch)
+        fresh = pins is None and (refresh or self.current_tools_pins(debian_arch) is None)
         if not fresh and pins is None:
-            pins = self.current_tools_pins()
+            pins = self.current_tools_pins(debian_arch)
         if pins is not None:
-            name = archive.pins_digest(pins)
+            name = archive.pins_digest(pins, debian_arch)
             manifest = self._load("guest", name)
             if manifest is None:
                 if not fetch:
                     raise ArtefactError(f"dom0 tools {name} are not in the cache {self.root}; run `rig fetch`")
                 with self.locked():
-                    manifest = self._load("guest", name) or archive.fetch_guest_tools(self, pins)
+                    manifest = self._load("guest", name) or archive.fetch_guest_tools(self, pins, debian_arch)
         else:
             if not fetch:
                 raise ArtefactError(f"dom0 tools are not in the cache {self.root}; run `rig fetch`")
             with self.locked():
-                manifest = archive.fetch_guest_tools(self, None)
+                manifest = archive.fetch_guest_tools(self, None, debian_arch)
         if fresh or not pointer.is_file():
             pointer.parent.mkdir(parents=True, exist_ok=True)
             pointer.write_text(json.dumps({"packages": manifest["packages"]}, indent=1) + "\n")
         return archive.GuestTools(self.root / "guest" / manifest["name"] / "root", manifest["packages"], manifest["name"])
 
-    def current_tools_pins(self) -> dict[str, str] | None:
-        pointer = self.root / "guest" / "current.json"
+    def _tools_pointer(self, debian_arch: str) -> Path:
+        return self.root / "guest" / ("current.json" if debian_arch == "amd64" else f"current-{debian_arch}.json")
+
+    def current_tools_pins(self, debian_arch: str = "amd64") -> dict[str, str] | None:
+        pointer = self._tools_pointer(debian_arch)
         return json.loads(pointer.read_text())["packages"] if pointer.is_file() else None
 
     def kernel_modules_dep(self, modules_dir: Path) -> str:

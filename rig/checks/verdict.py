@@ -56,6 +56,9 @@ class Analysis:
     dom0_pages: int | None = None
     scratch_outside_converted: list[Range] = field(default_factory=list)
     final_map_disagreement: str | None = None   # the kernel's final map vs Xen's, outside UNUSABLE
+    # Xen on Arm: the extended regions Xen gave dom0 and what in dom0 each one overlaps
+    extended_regions: list[Range] = field(default_factory=list)
+    region_overlaps: list[dict] = field(default_factory=list)
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -147,6 +150,36 @@ def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
     )
 
 
+def analyse_device_tree(collected, serial: str) -> Analysis:
+    """A host without firmware or e820 (Arm virt, guest-loader): nothing placed BARs before
+    dom0 and there is no UNUSABLE to convert. What is judged is Xen's own account, parsed
+    from its serial log and so independent of the kernel: the extended regions it wrote
+    into dom0's device tree, against everything dom0 itself reports using."""
+    xen_log = xen_parse.parse(serial)   # a garbled region line is a ParseError: never judged
+    tree = iomem_parse.parse(collected["iomem"])
+    final = pci_parse.from_sysfs(collected["pci-resources"])
+    regions = [(a, b - 1) for a, b in xen_log.extended_regions]   # [start, end) -> [start, end]
+    # What dom0 has: every top-level /proc/iomem resource (RAM, device MMIO, the PCI host
+    # windows and ECAM; bridge windows and BARs nest inside them), every BAR and window from
+    # sysfs, and the grant table frames Xen mapped (not a resource of dom0's). Resources the
+    # kernel made of the regions themselves (named "Xen ...") are the regions' use, not a clash.
+    used = [(e.name, e.range) for e in tree if e.depth == 0 and not e.name.startswith("Xen ")]
+    used += [(f"{r.device} {r.name}", r.range) for r in final if r.range and r.kind == "mem"]
+    if xen_log.grant_table:
+        used.append(("Xen grant table", (xen_log.grant_table[0], xen_log.grant_table[1] - 1)))
+    overlaps = [{"region": list(reg), "owner": name, "range": list(rng)}
+                for reg in regions for name, rng in used if reg[0] <= rng[1] and rng[0] <= reg[1]]
+    return Analysis(
+        kernel_release=(collected["uname"].strip() or dmesg_parse.kernel_release(collected["dmesg"])),
+        relocations=[], resources=relocation.resource_table([], final), xen_scratch=iomem_parse.xen_scratch(tree),
+        scratch_overlaps=[], unusable=[], converted=[], expected_conversion=[], balloon={},
+        xen_map_source="Xen's device tree for dom0 (its BANK and extended region lines)",
+        findings=dmesg_parse.findings(collected["dmesg"]),
+        balloon_driver=xen_balloon.parse(collected["xen-balloon"]) if "xen-balloon" in collected.sections else None,
+        balloon_driver_collected="xen-balloon" in collected.sections,
+        extended_regions=regions, region_overlaps=overlaps)
+
+
 def _covered(r: Range, by: list[Range]) -> bool:
     """Is every byte of r inside the union of `by`?"""
     start = r[0]
@@ -185,7 +218,8 @@ def check_names(expect: Expect | None) -> list[str]:
               "balloon_converted": expect.balloon_converted is not None,
               "balloon_target": expect.balloon_target is not None,
               "xen_scratch_safe": expect.xen_scratch_safe is not None,
-              "xen_scratch": expect.xen_scratch is not None}
+              "xen_scratch": expect.xen_scratch is not None,
+              "extended_regions_safe": expect.extended_regions_safe is not None}
     return [name for name, on in wanted.items() if on]
 
 
@@ -221,13 +255,30 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         n = len(a.xen_scratch)
         passed = n == 0 if expect.xen_scratch == "none" else n > 0
         checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
+    if expect.extended_regions_safe is not None:
+        checks.append(_regions_safe_check(expect.extended_regions_safe, a))
     return checks
+
+
+def _regions_safe_check(want: bool, a: Analysis) -> Check:
+    """Xen named at least one extended region and none overlaps what dom0 has. No region at
+    all is not "safe": it is Xen (x86, or ext_regions off) telling dom0 nothing."""
+    clashes = "; ".join(f"[{o['region'][0]:#x}-{o['region'][1]:#x}] overlaps {o['owner']} "
+                        f"[{o['range'][0]:#x}-{o['range'][1]:#x}]" for o in a.region_overlaps)
+    held = bool(a.extended_regions) and not a.region_overlaps
+    detail = (f"extended regions {_ranges(a.extended_regions)}"
+              + (f"; {clashes}" if clashes else "; overlap nothing of dom0's" if a.extended_regions
+                 else " (Xen gave dom0 none)"))
+    return Check("extended_regions_safe", held == want, ("want safe regions; " if want else "want no safe regions; ")
+                 + detail)
 
 
 def balloon_rules(a: Analysis) -> dict[str, int]:
     """current_kb values a correct kernel may report, by rule (pure). Page 0 is Linux's own
     (trim_bios_range), so get_num_physpages() counts Xen's whole RAM pages less one;
     converted pages are balloon space, never part of dom0's reservation."""
+    if "dom0_ram_pages" not in a.balloon:   # Arm: no rule measured yet
+        return {}
     rules = {"physpages": 4 * (a.balloon["dom0_ram_pages"] - 1)}   # 6.1; 6.12 with 87af633689ce
     if a.dom0_pages is not None:
         # b13cd24c15d7 (7.x; 6.12.y as e99f40f14005): XENMEM_current_reservation, Xen's

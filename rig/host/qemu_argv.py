@@ -18,7 +18,8 @@ from rig.spec.topology import PlacedDevice
 
 
 def _mb_escape(value: str) -> str:
-    """QEMU splits the multiboot module list on ','; a literal comma is written ',,'."""
+    """QEMU splits the multiboot module list (and -device properties) on ','; a literal
+    comma is written ',,'."""
     return value.replace(",", ",,")
 
 
@@ -33,8 +34,23 @@ def _xen_efi(plan: BootPlan, media: Media) -> list[str]:
     return ["-drive", f"file={media.esp},format=raw,if=ide,index=0"]
 
 
+# Where guest-loader puts dom0's kernel and initrd: RAM on Arm virt starts at 0x40000000,
+# QEMU loads Xen (-kernel) at its start and the device tree at +128 MiB (0x48000000: a
+# kernel put there is overwritten and Xen panics "Could not set up DOM0"). Above it, 128 MiB
+# for any Debian Image, then the initrd. Xen copies both into dom0's memory.
+GUEST_LOADER_KERNEL = 0x49000000
+GUEST_LOADER_INITRD = 0x51000000
+
+
+def _guest_loader(plan: BootPlan, media: Media) -> list[str]:
+    return ["-kernel", str(plan.xen), "-append", plan.xen_cmdline,
+            "-device", f"guest-loader,addr={GUEST_LOADER_KERNEL:#x},kernel={_mb_escape(str(plan.kernel))},"
+                       f"bootargs={_mb_escape(plan.dom0_cmdline)}",
+            "-device", f"guest-loader,addr={GUEST_LOADER_INITRD:#x},initrd={_mb_escape(str(plan.initrd))}"]
+
+
 # Boot method name -> argv builder. A new boot method is a new row here and in platform.BOOT_METHODS.
-BOOT_ARGV = {"multiboot": _multiboot, "xen-efi": _xen_efi}
+BOOT_ARGV = {"multiboot": _multiboot, "xen-efi": _xen_efi, "guest-loader": _guest_loader}
 
 
 def _firmware(plan: BootPlan, media: Media) -> list[str]:

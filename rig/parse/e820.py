@@ -88,7 +88,10 @@ def from_dmesg(dmesg: str) -> list[E820Entry]:
 
 
 def from_memmap(text: str) -> list[E820Entry]:
-    """The agent's e820 section: 'start end type' from /sys/firmware/memmap/*, every line."""
+    """The agent's e820 section: 'start end type' from /sys/firmware/memmap/*, every line.
+    "absent" (a kernel without that directory: Arm) is no map to judge by."""
+    if text.strip() == "absent":
+        raise ParseError("e820 section: dom0 has no /sys/firmware/memmap")
     entries = []
     for line in text.splitlines():
         if not line.strip():

@@ -54,6 +54,9 @@ def xen_scratch(entries: list[IomemEntry]) -> list[tuple[int, int]]:
 _BUS = re.compile(r"^PCI Bus [0-9a-f]{4}:[0-9a-f]{2}$")
 
 
-def bus_windows(entries: list[IomemEntry]) -> list[IomemEntry]:
-    """'PCI Bus dddd:bb' entries: host bridge windows at top level, bridge windows nested."""
-    return [e for e in entries if _BUS.match(e.name)]
+def bus_windows(entries: list[IomemEntry], host_name: str | None = None) -> list[IomemEntry]:
+    """'PCI Bus dddd:bb' entries: host bridge windows at top level, bridge windows nested.
+    `host_name`: how the architecture names its host windows when not so (Arm's device
+    tree node, "pcie@10000000": platform.Arch.host_window_name), top level only."""
+    host = re.compile(f"^(?:{host_name})$") if host_name else None
+    return [e for e in entries if _BUS.match(e.name) or (host and e.depth == 0 and host.match(e.name))]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rig.errors import ParseError
+
 # "(XEN) [    1.75] ", "(XEN) [000000001e0fd789] ", "(XEN) [2026-11-29 12:00:00.123] ":
 # the timestamp's characters only, so that "(XEN) [VT-D]DMAR:..." keeps its "[VT-D]".
 _PREFIX = re.compile(r"^\(XEN\)(?: \[[\s0-9a-f.:-]*\])? ?")
@@ -19,6 +21,12 @@ class XenLog:
     panic: str | None = None          # the message between the asterisk rules
     device_setup_failures: tuple[str, ...] = field(default_factory=tuple)
     findings: tuple[tuple[str, str], ...] = field(default_factory=tuple)   # (kind, line)
+    # Xen on Arm: where dom0's RAM is, the grant table's frames, and the "extended regions"
+    # Xen tells dom0 are safe for foreign and grant mappings. [start, end) each, as Xen
+    # prints them (start -> start + size).
+    dom0_banks: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    grant_table: tuple[int, int] | None = None
+    extended_regions: tuple[tuple[int, int], ...] = field(default_factory=tuple)
 
 
 # What Xen says of dom0's BARs, memory and DMA, by kind. The message texts are Xen's own
@@ -73,11 +81,36 @@ def xen_lines(serial: str) -> list[str]:
     return [_PREFIX.sub("", line.rstrip("\r")) for line in serial.splitlines() if line.startswith("(XEN)")]
 
 
+# xen/arch/arm/domain_build.c (4.16 to 4.21): allocate_memory_11, make_hypervisor_node,
+# find_unallocated_memory / find_memory_holes.
+_BANK = re.compile(r"BANK\[(\d+)\] (0x[0-9a-f]+)-(0x[0-9a-f]+) \(\d+[KMG]B\)$")
+_GRANT_TABLE = re.compile(r"Grant table range: (0x[0-9a-f]+)-(0x[0-9a-f]+)$")
+_EXTENDED = re.compile(r"d0: extended region (\d+): (0x[0-9a-f]+)->(0x[0-9a-f]+)$")
+
+
+def _span(start: str, end: str, line: str) -> tuple[int, int]:
+    lo, hi = int(start, 16), int(end, 16)
+    if hi <= lo:
+        raise ParseError(f"Xen's range runs backwards: {line!r}")
+    return lo, hi
+
+
 def parse(serial: str) -> XenLog:
     lines = xen_lines(serial)
-    version = cmdline = kind = panic = None
-    failures = []
+    version = cmdline = kind = panic = grant_table = None
+    failures, banks, regions = [], [], []
     for i, line in enumerate(lines):
+        if m := _BANK.match(line):
+            banks.append(_span(m.group(2), m.group(3), line))
+            continue
+        if m := _GRANT_TABLE.match(line):
+            grant_table = _span(m.group(1), m.group(2), line)
+            continue
+        if m := _EXTENDED.match(line):
+            if int(m.group(1)) != len(regions):   # numbered from 0 in order: a gap is a lost line
+                raise ParseError(f"extended region {m.group(1)} follows {len(regions)} others: {line!r}")
+            regions.append(_span(m.group(2), m.group(3), line))
+            continue
         if version is None and (m := re.match(r"Xen version (\S+)", line)):
             version = m.group(1)
         elif cmdline is None and line.startswith("Command line: "):
@@ -93,4 +126,5 @@ def parse(serial: str) -> XenLog:
                     break
                 body.append(follow.strip())
             panic = " ".join(b for b in body if b)
-    return XenLog(version, cmdline, kind, panic, tuple(failures), tuple(findings(lines)))
+    return XenLog(version, cmdline, kind, panic, tuple(failures), tuple(findings(lines)),
+                  tuple(banks), grant_table, tuple(regions))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rig.checks.verdict import Analysis, Check, balloon_rules
+from rig.errors import ParseError
 from rig.parse import xen as xen_parse
 from rig.report.result import VERDICTS, Result
 from rig.run.single import KernelBoot
@@ -36,9 +37,17 @@ def outcome(converted_pages: int, scratch: list, relocations: list) -> dict:
                                                            if relocations else "; nothing moved")}
 
 
+def _inclusive(r: tuple[int, int]) -> list[int]:
+    """Xen prints [start, end); results hold [start, end] like every other range."""
+    return [r[0], r[1] - 1]
+
+
 def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: str, accel_reason: str,
            analysis: Analysis | None, checks: list[Check], verdict: str, artefacts: dict) -> Result:
-    xen_log = xen_parse.parse(boot.serial) if boot.serial else None
+    try:
+        xen_log = xen_parse.parse(boot.serial) if boot.serial else None
+    except ParseError:   # a garbled region line: the analysis said so already, or the boot failed first
+        xen_log = None
     a = analysis
     return Result(
         job=job_id,
@@ -46,6 +55,7 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
         kernel=kernel_name,
         kernel_role=boot.role,
         kernel_release=a.kernel_release if a else None,
+        arch=boot.plan.arch.name,
         accel=boot.plan.accel.name,
         accel_reason=accel_reason,
         firmware=boot.plan.firmware.name,
@@ -61,11 +71,11 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
         unusable=a.unusable if a else [],
         converted_to_ram=a.converted if a else [],
         expected_conversion=a.expected_conversion if a else [],
-        balloon=a.balloon if a else None,
+        balloon=(a.balloon or None) if a else None,   # Arm: no e820 balloon model
         # The balloon driver's own view (sysfs) and what each kernel rule says it should be.
         balloon_driver=({**dataclasses.asdict(a.balloon_driver), "rules_kb": balloon_rules(a)}
                         if a and a.balloon_driver else None),
-        outcome=outcome((a.balloon or {}).get("converted_pages", 0), a.xen_scratch, a.relocations) if a else None,
+        outcome=outcome(a.balloon.get("converted_pages", 0), a.xen_scratch, a.relocations) if a and a.balloon else None,
         xen_map_source=a.xen_map_source if a else None,
         # Xen's own findings first (kept for a boot that never reached dom0), then the kernel's.
         findings=[dict(kind=k, line=line) for k, line in (xen_log.findings if xen_log else ())]
@@ -78,7 +88,9 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
         failed_attempts=boot.failed_attempts,
         pci_resources=a.resources if a else [],
         xen=dict(version=xen_log.version, cmdline=xen_log.cmdline, dom0=xen_log.dom0_kind,
-                 panic=xen_log.panic) if xen_log else None,
+                 panic=xen_log.panic, dom0_banks=[_inclusive(r) for r in xen_log.dom0_banks],
+                 grant_table=_inclusive(xen_log.grant_table) if xen_log.grant_table else None,
+                 extended_regions=[_inclusive(r) for r in xen_log.extended_regions]) if xen_log else None,
         qemu=(artefacts.get("qemu") or {}).get("printed"),
         dom0_cmdline=boot.plan.dom0_cmdline,
         artefacts=artefacts,

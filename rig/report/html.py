@@ -15,6 +15,7 @@ from pathlib import Path
 from rig.guest.collect import ARTEFACT_FILES
 from rig.parse import e820 as e820_parse
 from rig.parse import iomem as iomem_parse
+from rig.spec import platform
 from rig.report import result as result_mod
 from rig.report.result import Result
 from rig.units import format_size
@@ -27,7 +28,7 @@ MIN_GAP = 12  # the narrowest gap between two boundaries, before scaling
 TICK_GAP = 18  # between two address labels: their height, 11px, over sin(40 degrees)
 COLOURS = {"ram": "#8fd18f", "reserved": "#c8c8c8", "acpi": "#9ec9f0", "nvs": "#9ec9f0",
            "unusable": "#f3c57a", "window": "#d9d2f0", "bar": "#7a9ee8", "moved": "#e05050",
-           "scratch": "#b03aa0", "converted": "#3aa05a"}
+           "scratch": "#b03aa0", "converted": "#3aa05a", "regions": "#2a9d9d"}
 E820_NAMES = {"ram": "RAM", "reserved": "rsvd", "acpi": "ACPI", "nvs": "NVS", "unusable": "UNUSABLE"}
 FIRMWARE_LANE, FINAL_LANE = "BARs (firmware)", "BARs (final)"
 
@@ -42,8 +43,13 @@ def _bar_label(device: str, resource: str) -> str:
 def _lanes(run_dir: Path, result: Result) -> list[tuple[str, list[Box]]]:
     """[(lane name, [(start, end, css class, label)])] for one run."""
     e820_file, iomem_file = run_dir / ARTEFACT_FILES["e820"], run_dir / ARTEFACT_FILES["iomem"]
-    e820 = e820_parse.from_memmap(e820_file.read_text()) if e820_file.exists() else []
     tree = iomem_parse.parse(iomem_file.read_text()) if iomem_file.exists() else []
+    e820_text = e820_file.read_text() if e820_file.exists() else ""
+    if e820_text.strip() == "absent":   # Arm: the RAM dom0 has, as /proc/iomem lists it
+        e820 = [e820_parse.E820Entry(e.start, e.end, "ram") for e in tree if e.depth == 0 and e.name == "System RAM"]
+    else:
+        e820 = e820_parse.from_memmap(e820_text) if e820_text else []
+    arch = platform.ARCHES.get(result.arch)
     moved = {(m.device, m.resource) for m in result.relocations}
     mem = [r for r in result.pci_resources if r.kind == "mem"]
     bars = [r for r in mem if not r.resource.startswith("bridge window")]
@@ -64,13 +70,17 @@ def _lanes(run_dir: Path, result: Result) -> list[tuple[str, list[Box]]]:
     # dom0 left them (from the resource table, which has both).
     return [
         ("e820", [(e.start, e.end, f"e820-{e.type.split(':')[0]}", E820_NAMES.get(e.type, e.type)) for e in e820]),
-        ("host windows", [(w.start, w.end, "window", w.name) for w in iomem_parse.bus_windows(tree) if w.depth == 0]),
+        ("host windows", [(w.start, w.end, "window", w.name)
+                          for w in iomem_parse.bus_windows(tree, arch.host_window_name if arch else None)
+                          if w.depth == 0]),
         *([("bridge windows (firmware)", placed(windows, "firmware")),
            ("bridge windows (final)", placed(windows, "final"))] if windows else []),
         (FIRMWARE_LANE, placed(bars, "firmware")),
         (FINAL_LANE, placed(bars, "final")),
         ("Xen scratch", [(s, e, "scratch", "Xen scratch") for s, e in result.xen_scratch]),
         ("balloon (converted)", [(s, e, "converted", "UNUSABLE -> RAM") for s, e in result.converted_to_ram]),
+        *([("Xen extended regions", [(s, e, "regions", "extended region") for s, e in result.xen.extended_regions])]
+          if result.xen and result.xen.extended_regions else []),
     ]
 
 
@@ -211,7 +221,7 @@ def matrix_table(runs: list[tuple[Path, Result]], anchors: dict[tuple, str]) -> 
     kernel: each cell the verdict and what moved, linked to its host's memory map."""
     qemus = {_qemu(r) for _, r in runs}
     def column(r: Result) -> tuple:
-        return (r.xen.version if r.xen else "?", _qemu(r) if len(qemus) > 1 else "", r.kernel)
+        return ((r.xen.version if r.xen else None) or "?", _qemu(r) if len(qemus) > 1 else "", r.kernel)
     rows = list(dict.fromkeys((r.scenario, r.firmware, r.dom0_mem) for _, r in runs))
     kernels = list(dict.fromkeys(r.kernel for _, r in sorted(runs, key=lambda x: _reference_first(x[1]))))
     cols = sorted({column(r) for _, r in runs}, key=lambda c: (c[0], c[1], kernels.index(c[2])))
@@ -273,7 +283,8 @@ def render(paths: list[Path], bisect=None) -> str:
     legend = "".join(f'<svg width="12" height="12"><rect class="{cls}" width="12" height="12"/></svg> {name} &nbsp; '
                      for cls, name in (("e820-ram", "RAM"), ("e820-unusable", "UNUSABLE"), ("e820-reserved", "reserved"),
                                        ("window", "PCI window"), ("bar", "BAR"), ("bar-moved", "moved BAR"),
-                                       ("scratch", "Xen scratch"), ("converted", "balloon RAM")))
+                                       ("scratch", "Xen scratch"), ("converted", "balloon RAM"),
+                                       ("regions", "Xen extended region")))
     body = [f"<h1>xen-pvh-rig report</h1><p>{len(runs)} runs on {len(hosts)} hosts</p>",
             bisect_table(bisect, run_anchors) if bisect else "",
             matrix_table(runs, anchors) if runs else "", f"<p>{legend}</p>"]

@@ -89,6 +89,10 @@ class CheckResult(_Part):
 class XenLog(_Part):
     version: Optional[str]
     cmdline: Optional[str]
+    # Xen on Arm: dom0's RAM banks, the grant table and the extended regions, [start, end]
+    dom0_banks: list[Range] = []
+    grant_table: Optional[Range] = None
+    extended_regions: list[Range] = []
     dom0: Optional[str]               # "PVH", "PV"
     panic: Optional[str]
 
@@ -117,6 +121,7 @@ class Result(BaseModel):
     kernel: str                       # the kernel's name in the scenario ("debian-6.1")
     kernel_role: str                  # "unpatched", "patched", ...
     kernel_release: Optional[str] = None
+    arch: str = "x86_64"
     accel: str = "tcg"
     accel_reason: str = ""
     firmware: str = "seabios"

@@ -241,7 +241,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
         elif name in options.user_kernels:
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
         else:
-            kernels[name] = cache.kernel(name, fetch=options.fetch)
+            kernels[name] = cache.kernel(name, fetch=options.fetch, arch=arch)
     xen_efis = {}
     for name in dict.fromkeys(j.xen for j in jobs if j.scenario.host.firmware == "ovmf"):  # only xen-efi needs it
         if options.user_xen:
@@ -253,7 +253,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             if f and not Path(f).is_file():
                 raise ArtefactError(f"{f} not found: install Debian's {row.package} for firmware {firmware!r}")
     qemus = {name: _qemu_choice(name, arch, cache, options.fetch) for name in dict.fromkeys(j.qemu for j in jobs)}
-    tools = cache.guest_tools(options.tools_pins, fetch=options.fetch)
+    tools = cache.guest_tools(options.tools_pins, fetch=options.fetch, debian_arch=arch.debian_arch)
     initrds = {name: agent_initramfs(cache, tools, arch, kernel, options.user_modules.get(name)
                                      if name in options.user_kernels else cache.modules_dir(kernel))
                for name, kernel in kernels.items()}
@@ -331,13 +331,17 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     cache = cache or Cache()
     choice = platform.detect_accel(options.accel)
     progress("rig", choice.reason)
-    art = resolve(jobs, options, cache, progress)
+    # Artefacts per architecture: an x86_64 and an aarch64 "debian-6.1" are other files.
+    arts = {a: resolve([j for j in jobs if j.scenario.host.arch == a], options, cache, progress)
+            for a in dict.fromkeys(j.scenario.host.arch for j in jobs)}
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in {j.scenario.name: j.scenario for j in jobs}.values():
         (out_dir / f"{s.name}.scenario.json").write_text(s.model_dump_json(indent=1) + "\n")
 
     def boot(job: matrix.Job) -> single.KernelBoot:
-        bplan = plan_mod.make(job.scenario, job.role, choice.accel, xen=art.xen(job).path,
+        art = arts[job.scenario.host.arch]
+        accel = platform.accel_for(choice, platform.ARCHES[job.scenario.host.arch]).accel
+        bplan = plan_mod.make(job.scenario, job.role, accel, xen=art.xen(job).path,
                               kernel=art.kernels[job.kernel].path, initrd=art.initramfs[job.kernel].path,
                               xen_efi=art.xen_efi(job).path if art.xen_efi(job) else None,
                               qemu=art.qemu(job).binary)
@@ -375,7 +379,9 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
             return
         pairs = [(jobs[i], boots[i]) for i in members]
         for i in members:
-            results[i] = judge(jobs[i], boots[i], pairs, art, choice.reason, options)
+            arch = jobs[i].scenario.host.arch
+            results[i] = judge(jobs[i], boots[i], pairs, arts[arch],
+                               platform.accel_for(choice, platform.ARCHES[arch]).reason, options)
 
     if options.keep is not None:
         # Kept hosts outlive this function; QEMU's PDEATHSIG fires when the *thread* that
@@ -414,7 +420,10 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
     analysis, checks = None, []
     if boot.error is None:
         try:
-            analysis = verdict_mod.analyse(boot.collected, boot.firmware_pci, _xen_map(job, boot, boots))
+            if boot.plan.arch.memory_map == "device-tree":
+                analysis = verdict_mod.analyse_device_tree(boot.collected, boot.serial)
+            else:
+                analysis = verdict_mod.analyse(boot.collected, boot.firmware_pci, _xen_map(job, boot, boots))
             checks = verdict_mod.evaluate(job.scenario.expect.get(job.role), analysis)
         except CollectError as exc:  # garbled or empty evidence is never judged
             boot.error, boot.failure = str(exc), "collect"

@@ -137,7 +137,7 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
     kernel_rec = art["kernel"]
     name = data["kernel"]
     if kernel_rec["source"].startswith("debian:"):
-        kernel = cache.kernel(name, fetch=fetch, version=kernel_rec["version"])
+        kernel = cache.kernel(name, fetch=fetch, version=kernel_rec["version"], arch=arch)
     elif kernel_rec["source"].startswith("built:") and name.removeprefix("built:") in scenario.builds:
         # Declared in the scenario: rebuild it here (reproducible, or the hash check below says so).
         from rig.artefacts import kernel_build

@@ -158,8 +158,9 @@ class _Boot:
         self.entered[stage] = time.monotonic()
         self.result.stage_reached = stage
         self.how.progress(self.role, f"stage {stage} ({time.monotonic() - self.started:.1f} s)")
-        if stage == "xen":
+        if stage == "xen" and self.plan.firmware.places_bars:
             # Firmware has programmed every BAR and Xen never moves them: this is the baseline.
+            # (No firmware, no baseline: Arm's guest-loader leaves every BAR to dom0.)
             self.result.firmware_pci = self.host.query_pci(self.monitor_limit)
             _write_json(self.run_dir / "qmp-pci-firmware.json", self.result.firmware_pci)
 

@@ -54,8 +54,8 @@ class BootPlan:
 
 
 def xen_cmdline(scenario: Scenario, arch: platform.Arch) -> str:
-    parts = [arch.xen_console, "loglvl=all guest_loglvl=all console_timestamps=boot",
-             f"dom0=pvh dom0_mem={format_size(scenario.xen.dom0_mem)}", scenario.xen.cmdline]
+    parts = [arch.xen_console, "loglvl=all guest_loglvl=all console_timestamps=boot", arch.xen_dom0_args,
+             f"dom0_mem={format_size(scenario.xen.dom0_mem)}", scenario.xen.cmdline]
     return " ".join(p for p in parts if p.strip())
 
 

@@ -31,6 +31,18 @@ class Arch:
     nic_modules: tuple[str, ...]                # its kernel modules (dependencies come from modules.dep)
     nic_slot: int                               # its slot on the root bus (user devices fill from 1 up)
     multiarch: str                              # Debian's library directory triplet for dom0's tools
+    debian_arch: str = "amd64"                  # Debian's name for it: packages and apt roots
+    xen_dom0_args: str = "dom0=pvh"             # Xen arguments that make dom0 what the rig judges
+    # How /proc/iomem names the host bridge's own windows (x86: "PCI Bus 0000:00", from ACPI
+    # _CRS; Arm virt: the device tree node "pcie@10000000").
+    host_window_name: str = r"PCI Bus [0-9a-f]{4}:[0-9a-f]{2}"
+    memory_hotplug: bool = True                 # host.maxmem/slots (ACPI memory hotplug)
+    # How Xen tells dom0 its memory: "e820" (x86: rebuilt from Xen's host e820 and dom0_mem)
+    # or "device-tree" (Arm: Xen's BANK and extended region lines); selects the analysis.
+    memory_map: str = "e820"
+    # The expectations a scenario may set for hosts of this architecture (scenario.Expect keys)
+    expectations: tuple[str, ...] = ("relocations", "relocation_cause", "balloon_converted", "balloon_target",
+                                     "xen_scratch_safe", "xen_scratch", "extended_regions_safe")
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,8 @@ class Firmware:
     # Seconds added to the limit for reaching a stage. Under OVMF, dom0's PIT-based TSC calibration
     # takes about 55 s under TCG and the console is slower (measured 2026-11-26).
     extra_seconds: dict[str, float] = field(default_factory=dict)
+    places_bars: bool = True        # False: the rig takes no firmware snapshot of BARs
+    arches: tuple[str, ...] = ("x86_64",)
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,36 @@ ARCHES: dict[str, Arch] = {
         nic_slot=0x1E,
         multiarch="x86_64-linux-gnu",
     ),
+    # Xen on Arm: QEMU virt with EL2 (virtualization=on) and a GICv3, Xen loaded as the
+    # kernel and dom0 by guest-loader (no firmware). dom0 is direct-mapped (1:1) and there
+    # is no SMMU on virt, so devices DMA straight to dom0's RAM. Xen tells dom0 which address
+    # space is safe for foreign mappings ("extended regions", 4.16+) in the device tree.
+    "aarch64": Arch(
+        name="aarch64",
+        qemu_binary="qemu-system-aarch64",
+        machine="virt",
+        cpu={"tcg": "cortex-a57"},      # TCG only: KVM here is x86
+        machine_props={"tcg": ("virtualization=on", "gic-version=3")},
+        iommus={"none": ()},
+        xen_console="",                 # Xen finds the PL011 through the device tree's stdout-path
+        dom0_console="console=hvc0 earlycon=xen",
+        kernel_meta_package="linux-image-arm64",
+        pci_root_bus="pcie.0",
+        pci_hole64_global="",           # virt's 64-bit window is fixed: 0x8000000000, 512 GiB
+        nic_device="e1000e",            # as on x86; no IOMMU in the way
+        nic_modules=("e1000e",),
+        nic_slot=0x1E,
+        multiarch="aarch64-linux-gnu",
+        debian_arch="arm64",
+        xen_dom0_args="",               # Arm has one kind of dom0
+        host_window_name=r"pcie@[0-9a-f]+",
+        memory_hotplug=False,
+        memory_map="device-tree",
+        # No firmware places BARs (nothing to call a relocation), no e820 and no UNUSABLE
+        # (nothing to convert), no Xen scratch in /proc/iomem: Xen's extended regions are
+        # what is judged.
+        expectations=("extended_regions_safe",),
+    ),
 }
 
 # The Xen a scenario gets when it names none (artefacts/archive.py has its package). Jobs of
@@ -117,6 +161,9 @@ FIRMWARES: dict[str, Firmware] = {
     "ovmf": Firmware("ovmf", boot="xen-efi", code="/usr/share/OVMF/OVMF_CODE_4M.fd",
                      vars="/usr/share/OVMF/OVMF_VARS_4M.fd", package="ovmf",
                      extra_seconds={"xen": 120.0, "userspace": 240.0, "collected": 240.0}),
+    # No firmware: QEMU loads Xen and dom0 itself (Arm virt's guest-loader). Nothing places
+    # BARs before dom0 does, so there is no firmware placement to compare against.
+    "none": Firmware("none", boot="guest-loader", places_bars=False, arches=("aarch64",)),
 }
 
 BOOT_METHODS: dict[str, BootMethod] = {
@@ -124,6 +171,8 @@ BOOT_METHODS: dict[str, BootMethod] = {
                             "QEMU's multiboot loader: -kernel xen, -initrd 'vmlinuz args,initrd'"),
     "xen-efi": BootMethod("xen-efi", ("ovmf",),
                           "xen.efi as EFI/BOOT/BOOTX64.EFI with BOOTX64.cfg, dom0 and initrd on a FAT image"),
+    "guest-loader": BootMethod("guest-loader", ("none",),
+                               "-kernel xen, dom0 and initrd as device-tree modules by QEMU's guest-loader (Arm virt)"),
 }
 
 
@@ -163,6 +212,16 @@ def choose_accel(requested: str, kvm_creates_vm: bool, cpu_flags: set[str]) -> A
         return AccelChoice("tcg", "TCG: /dev/kvm works but the CPU advertises neither svm nor vmx "
                                   "(QEMU would abort in kvm_buf_set_msrs)")
     return AccelChoice("kvm", f"KVM: /dev/kvm creates VMs and the CPU has {sorted(virt)[0]}")
+
+
+def accel_for(choice: AccelChoice, arch: Arch) -> AccelChoice:
+    """The machine-wide choice, narrowed to what `arch` runs under: KVM runs only guests of
+    the machine's own architecture, so an aarch64 host boots under TCG on an x86 machine."""
+    if choice.accel in arch.cpu:
+        return choice
+    if choice.reason.endswith("requested with --accel"):
+        raise InputError(f"--accel {choice.accel}: {arch.name} hosts run under {', '.join(arch.cpu)} only here")
+    return AccelChoice("tcg", f"TCG for {arch.name}: {choice.accel} runs this machine's own architecture only")
 
 
 def probe_kvm(path: str = "/dev/kvm") -> bool:

@@ -102,6 +102,9 @@ class _Expectations(_Strict):
     # Every Xen scratch range lies inside converted RAM and in no PCI window or BAR.
     xen_scratch_safe: bool | None = None
     xen_scratch: Literal["none", "some"] | None = None
+    # Xen on Arm: Xen named extended regions, and none of them overlaps anything dom0 has
+    # (RAM, the grant table, the PCI host and bridge windows, BARs, device MMIO).
+    extended_regions_safe: bool | None = None
     reason: str = ""  # why this outcome is expected: read by people, shown in docs
 
 
@@ -236,6 +239,7 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
                               ("host.boot", scenario.host.boot or "multiboot", platform.BOOT_METHODS)):
         if value not in table:
             raise ScenarioError(path, key, f"unknown value {value!r} (available: {', '.join(sorted(table))})")
+    _check_arch(scenario, path)
     if scenario.host.boot is not None:
         fits = platform.BOOT_METHODS[scenario.host.boot].firmwares
         for f in sorted(firmwares - set(fits)):
@@ -281,6 +285,35 @@ def load(path: Path | str, known_kernels: set[str] | None = None) -> Scenario:
                                     f"unknown kernel {name!r} (known: {', '.join(sorted(known_kernels))}; "
                                     "or pass --kernel NAME=PATH)")
     return scenario
+
+
+def _check_arch(scenario: Scenario, path) -> None:
+    """What the scenario asks of its host architecture, against that row's data: the
+    firmwares, IOMMUs and expectations that exist there."""
+    arch = platform.ARCHES[scenario.host.arch]
+    for f in sorted({v.firmware for v in scenario.variants()}):
+        if arch.name not in platform.FIRMWARES[f].arches:
+            fits = [n for n, row in platform.FIRMWARES.items() if arch.name in row.arches]
+            raise ScenarioError(path, "host.firmware", f"{f!r} does not run {arch.name} hosts "
+                                                       f"({arch.name} has: {', '.join(fits)})")
+    if scenario.host.iommu not in arch.iommus:
+        raise ScenarioError(path, "host.iommu", f"{scenario.host.iommu!r} is not an IOMMU of {arch.name} hosts "
+                                                f"(they have: {', '.join(arch.iommus)})")
+    if scenario.host.pci_hole64_size is not None and not arch.pci_hole64_global:
+        raise ScenarioError(path, "host.pci_hole64_size", f"{arch.name} hosts have a fixed 64-bit PCI window")
+    if scenario.host.maxmem is not None and not arch.memory_hotplug:
+        raise ScenarioError(path, "host.maxmem", f"{arch.name} hosts have no memory hotplug here")
+    if scenario.builds and arch.name != "x86_64":
+        raise ScenarioError(path, "builds", f"rig kernel build makes x86_64 kernels only, not {arch.name}")
+    if scenario.host.backend == "libvirt" and arch.name != "x86_64":
+        raise ScenarioError(path, "host.backend", f"the libvirt backend runs x86_64 hosts only, not {arch.name}")
+    for role, expect in scenario.expect.items():
+        for i, e in enumerate([expect, *expect.when]):
+            for key, value in e.model_dump(exclude={"when", "reason", *_WHEN_KEYS}).items():
+                if value is not None and key not in arch.expectations:
+                    where = f"expect.{role}" + (f".when.{i - 1}" if i else "")
+                    raise ScenarioError(path, f"{where}.{key}", f"not judged on {arch.name} hosts "
+                                                                f"(there: {', '.join(arch.expectations)})")
 
 
 def _resolve_builds(scenario: Scenario, path: Path) -> Scenario:

@@ -24,7 +24,7 @@ def _argv(scenario_file, accel, role="unpatched"):
 
 
 @pytest.mark.parametrize("scenario_file, accel", [("bar-clash-64bit.toml", "tcg"), ("bar-clash-64bit.toml", "kvm"),
-                                                  ("controls/no-iommu.toml", "tcg")])
+                                                  ("controls/no-iommu.toml", "tcg"), ("arm64-bar-64bit.toml", "tcg")])
 def test_argv_matches_reference(scenario_file, accel):
     got = "\n".join(_argv(scenario_file, accel)) + "\n"
     ref = REFS / f"{Path(scenario_file).stem}-{accel}.txt"  # controls/x.toml -> x-tcg.txt

@@ -117,7 +117,7 @@ class QemuHost(Lifecycle):
     def _launch(self) -> None:
         binary = self.plan.qemu_binary
         if shutil.which(binary) is None:
-            raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
+            raise LaunchError(f"{binary} not found in PATH (install Debian's {self.plan.arch.qemu_package})")
         # Unix socket paths are limited to 108 bytes, so they live in a short private dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="rig-"))
         console_sock, qmp_sock = self._sockdir / "console.sock", self._sockdir / "qmp.sock"

@@ -131,10 +131,10 @@ def parse_device_help(text: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r'^name "([^"]+)"', text, re.MULTILINE)}
 
 
-def unknown_devices(binary: str, names: list[str]) -> list[str]:
+def unknown_devices(binary: str, names: list[str], package: str = "qemu-system-x86") -> list[str]:
     """The names this QEMU cannot create, so a typo is bad input, not a failed boot."""
     if shutil.which(binary) is None:
-        raise LaunchError(f"{binary} not found in PATH (install Debian's qemu-system-x86)")
+        raise LaunchError(f"{binary} not found in PATH (install Debian's {package})")
     try:
         out = subprocess.run([binary, "-device", "help"], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:

@@ -46,6 +46,8 @@ FINDINGS = [
     ("xen-iommu-fault", re.compile(r"\[VT-D\]DMAR:\[DMA (?:Read|Write)\] Request device \[[0-9a-f:.]+\] fault addr [0-9a-f]+")),
     ("xen-iommu-fault", re.compile(r"\[VT-D\]DMAR: reason [0-9a-f]+ - .+")),
     ("xen-iommu-fault", re.compile(r"AMD-Vi: IO_PAGE_FAULT: .+")),
+    # Xen on Arm tells dom0 of no safe space for foreign mappings (ext_regions=off; domain_build.c)
+    ("xen-dom0", re.compile(r"d0: extended regions support is disabled")),
     # dom0's limits as Xen set them (dom0_build.c, physdev.c)
     ("xen-dom0", re.compile(r"(?:Dom0|d0) has maximum \d+ (?:VCPUs|PIRQs)")),
 ]

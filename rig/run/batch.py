@@ -109,7 +109,7 @@ def preflight(scenario: Scenario, source: Path | str, backend: str | None = None
             any(v.qemu not in (None, platform.SYSTEM_QEMU) for v in scenario.variants()):
         raise ScenarioError(source, "host.qemu", "the libvirt backend runs libvirtd's own emulator; "
                                                  "another QEMU needs --backend qemu")
-    missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci])
+    missing = qemu_argv.unknown_devices(arch.qemu_binary, [d.device for d in scenario.host.pci], arch.qemu_package)
     if missing:
         i = [d.device for d in scenario.host.pci].index(missing[0])
         raise ScenarioError(source, f"host.pci.{i}.device", f"{arch.qemu_binary} has no device {missing[0]!r}")
@@ -190,7 +190,7 @@ def _qemu_choice(name: str | None, arch: platform.Arch, cache: Cache, fetch: boo
     if row is None:
         path = shutil.which(arch.qemu_binary)
         if path is None:
-            raise LaunchError(f"{arch.qemu_binary} not found in PATH (install Debian's qemu-system-x86)")
+            raise LaunchError(f"{arch.qemu_binary} not found in PATH (install Debian's {arch.qemu_package})")
         version = qemu_argv.printed_version(path)
         return QemuChoice(None, version, {"name": platform.SYSTEM_QEMU, "path": path, "source": "system",
                                           "version": version, "printed": version})

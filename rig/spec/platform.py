@@ -32,6 +32,7 @@ class Arch:
     nic_slot: int                               # its slot on the root bus (user devices fill from 1 up)
     multiarch: str                              # Debian's library directory triplet for dom0's tools
     debian_arch: str = "amd64"                  # Debian's name for it: packages and apt roots
+    qemu_package: str = "qemu-system-x86"       # the Debian package with qemu_binary
     xen_dom0_args: str = "dom0=pvh"             # Xen arguments that make dom0 what the rig judges
     # How /proc/iomem names the host bridge's own windows (x86: "PCI Bus 0000:00", from ACPI
     # _CRS; Arm virt: the device tree node "pcie@10000000").
@@ -126,6 +127,7 @@ ARCHES: dict[str, Arch] = {
         nic_slot=0x1E,
         multiarch="aarch64-linux-gnu",
         debian_arch="arm64",
+        qemu_package="qemu-system-arm",
         xen_dom0_args="",               # Arm has one kind of dom0
         host_window_name=r"pcie@[0-9a-f]+",
         memory_hotplug=False,

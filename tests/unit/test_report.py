@@ -80,3 +80,14 @@ def test_a_bisect_heads_the_page_and_each_step_links_its_own_map(tmp_path):
         heading = re.search(rf'<h3 id="{anchor}">(.*?)</h3>', page).group(1)
         assert f"built:bisect-{commit[:4]}" in heading
     assert page.index("<h2>bisect") < page.index('<table class="matrix"><tr><th>scenario')
+
+
+def test_a_xen_that_printed_no_version_still_gets_a_matrix_cell():
+    """A boot that failed before Xen's banner (or whose banner was garbled) has xen.version
+    None: the report says "?" instead of crashing the whole run's report."""
+    from pathlib import Path
+    from rig.report import html
+    r = make_result(xen=dict(version=None, cmdline=None, dom0=None, panic=None), verdict="error",
+                    failure="xen-panic", error="xen-panic at stage xen")
+    table = html.matrix_table([(Path("a"), r)], {html._host_key(r): "host-0"})
+    assert "<th>Xen ?<br>debian-6.1</th>" in table

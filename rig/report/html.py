@@ -223,6 +223,8 @@ def matrix_table(runs: list[tuple[Path, Result]], anchors: dict[tuple, str]) -> 
     def column(r: Result) -> tuple:
         return ((r.xen.version if r.xen else None) or "?", _qemu(r) if len(qemus) > 1 else "", r.kernel)
     rows = list(dict.fromkeys((r.scenario, r.firmware, r.dom0_mem) for _, r in runs))
+    arch_of = {(r.scenario, r.firmware, r.dom0_mem): r.arch for _, r in runs}   # x86 and arm64 side by side
+    arches = set(arch_of.values())
     kernels = list(dict.fromkeys(r.kernel for _, r in sorted(runs, key=lambda x: _reference_first(x[1]))))
     cols = sorted({column(r) for _, r in runs}, key=lambda c: (c[0], c[1], kernels.index(c[2])))
     cells: dict[tuple, list[Result]] = {}
@@ -232,7 +234,7 @@ def matrix_table(runs: list[tuple[Path, Result]], anchors: dict[tuple, str]) -> 
                    for x, q, k in cols)
     out = [f'<table class="matrix"><tr><th>scenario / firmware / dom0_mem</th>{head}</tr>']
     for row in rows:
-        out.append(f"<tr><th>{html.escape(' / '.join(row))}</th>")
+        out.append(f"<tr><th>{html.escape(' / '.join(row) + (f' ({arch_of[row]})' if len(arches) > 1 else ''))}</th>")
         for col in cols:
             members = cells.get((row, col), [])
             if not members:

@@ -91,3 +91,14 @@ def test_a_xen_that_printed_no_version_still_gets_a_matrix_cell():
                     failure="xen-panic", error="xen-panic at stage xen")
     table = html.matrix_table([(Path("a"), r)], {html._host_key(r): "host-0"})
     assert "<th>Xen ?<br>debian-6.1</th>" in table
+
+
+def test_x86_and_arm64_rows_say_their_arch_when_side_by_side():
+    from pathlib import Path
+    from rig.report import html
+    x86 = make_result()
+    arm = make_result(scenario="arm64-s", arch="aarch64", firmware="none")
+    runs = [(Path("a"), x86), (Path("b"), arm)]
+    table = html.matrix_table(runs, {html._host_key(r): f"host-{i}" for i, (_, r) in enumerate(runs)})
+    assert "<th>s / seabios / 512M (x86_64)</th>" in table and "<th>arm64-s / none / 512M (aarch64)</th>" in table
+    assert "(x86_64)" not in html.matrix_table(runs[:1], {html._host_key(x86): "host-0"})

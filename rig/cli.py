@@ -309,17 +309,17 @@ def cmd_compare(args) -> int:
 
 def cmd_fetch(args) -> int:
     cache = Cache()
-    arch = platform.ARCHES["x86_64"]
+    arch = platform.ARCHES[args.arch]
     for name in args.xen or [None]:
         xen = cache.xen(archive.debian_xen(name, arch.name), refresh=args.refresh)
         _progress("fetch", f"xen {xen.version}: {xen.path}")
     for name in args.qemu or []:
-        qemu = cache.qemu(archive.DEBIAN_QEMUS[name])
+        qemu = cache.qemu(archive.debian_qemu(name, arch.name))
         _progress("fetch", f"qemu {name} ({qemu.source}): {qemu.path}")
-    tools = cache.guest_tools(refresh=args.refresh)
+    tools = cache.guest_tools(refresh=args.refresh, debian_arch=arch.debian_arch)
     _progress("fetch", f"dom0 tools {tools.digest}: {', '.join(f'{p}={v}' for p, v in sorted(tools.packages.items()) if p in GUEST_PACKAGES)}")
     for name in args.kernels or DEFAULT_FETCH:
-        k = cache.kernel(name, refresh=args.refresh)
+        k = cache.kernel(name, refresh=args.refresh, arch=arch)
         _progress("fetch", f"{name} {k.version}: {k.path}")
         agent = batch.agent_initramfs(cache, tools, arch, k, cache.modules_dir(k))
         _progress("fetch", f"initramfs for {name}: {agent.path}")
@@ -555,6 +555,8 @@ def parser() -> argparse.ArgumentParser:
                        help=f"a Debian Xen to fetch (repeatable; default: {DEFAULT_XEN})")
     fetch.add_argument("--qemu", action="append", choices=list(archive.DEBIAN_QEMUS),
                        help="another QEMU to unpack into the cache (repeatable)")
+    fetch.add_argument("--arch", default="x86_64", choices=list(platform.ARCHES),
+                       help="the hosts' architecture: its Xen, kernels and dom0 tools (default x86_64)")
     fetch.set_defaults(func=cmd_fetch)
 
     kernel = sub.add_parser("kernel", help="dom0 kernels built from source")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
 import os
 import shlex
@@ -378,6 +379,12 @@ def cmd_bisect(args) -> int:
     if len(scenario.variants()) != 1:
         raise InputError(f"{args.scenario}: bisect boots one host; the scenario has {len(scenario.variants())} "
                          "variants (firmware, dom0_mem, xen or qemu lists)")
+    from rig.checks.verdict import check_names
+    names = check_names(scenario.expect[role].resolve(scenario.variants()[0]))
+    if not names:   # every boot would be "unjudged": no verdict to bisect by
+        raise InputError(f"--role {role}: the scenario expects nothing of it")
+    if args.check and args.check not in names:
+        raise InputError(f"--check {args.check}: role {role} has no such check (it has: {', '.join(names)})")
     batch.preflight(scenario, args.scenario)
     out = args.out or batch.new_out_dir(f"bisect-{scenario.name}")
     out.mkdir(parents=True, exist_ok=True)
@@ -385,8 +392,12 @@ def cmd_bisect(args) -> int:
                                     fragments=tuple(args.config_fragment), base_config=args.config,
                                     options=batch.Options(timeout_scale=args.timeout_scale),
                                     progress=lambda m: _progress("bisect", m))
+    criteria = {"scenario": hashlib.sha256(Path(args.scenario).read_bytes()).hexdigest()[:16], "role": role,
+                "good_when": args.good_when, "check": args.check,
+                "config": str(args.config) if args.config else None,
+                "fragments": [str(f) for f in args.config_fragment]}
     b = bisect.run(args.tree.resolve(), args.good, args.bad, oracle, out / "bisect.json", resume=args.resume,
-                   progress=lambda m: _progress("bisect", m))
+                   progress=lambda m: _progress("bisect", m), criteria=criteria)
     html.write([out], out, bisect=b)
     for s in b.steps:
         print(f"{s.commit[:12]} {s.outcome:4} {s.seconds:6.0f} s  {s.subject[:60]}  ({s.why[:80]})")

@@ -169,21 +169,32 @@ def source_tree(source: str, cache: Cache, progress: Progress) -> tuple[Path, st
             raise InputError(f"--source {source}: the tree has been configured in place; out-of-tree builds "
                              "need it clean (make mrproper)")
         state = _tree_state(path)
-        # A git tree is its commit and diff wherever it lies: a bisect's worktree, moved each
-        # run, and the user's own checkout of the same commit share one build.
+        # A clean git tree is its commit and diff wherever it lies: a bisect's worktree, moved
+        # each run, and the user's own checkout of the same commit share one build. Anything
+        # else (untracked or ignored files the build would copy, a tree inside a bigger
+        # repository) also keys by where it is.
         return path.resolve(), f"tree:{state}" if state.startswith("git:") else f"tree:{path.resolve()}@{state}"
     raise InputError(f"--source {source}: neither a known source ({', '.join(DEBIAN_SOURCES)}), "
                      "a directory nor a tarball")
 
 
 def _tree_state(path: Path) -> str:
-    """What the tree holds: git HEAD plus its uncommitted diff, else every file's size and mtime."""
-    git = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    """What the tree holds: "git:..." (HEAD plus its uncommitted diff) for the top of a git
+    work tree with no untracked or ignored files; "gitdirty:..." (the same, less complete:
+    the path goes into the key) for other git trees; else every file's size and mtime."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True)
+    head = git("rev-parse", "HEAD")
     h = hashlib.sha256()
-    if git.returncode == 0:
-        h.update(git.stdout.encode())
-        h.update(subprocess.run(["git", "-C", str(path), "diff", "HEAD"], capture_output=True).stdout)
-        return f"git:{git.stdout.strip()[:12]}:{h.hexdigest()[:12]}"
+    if head.returncode == 0:
+        h.update(head.stdout)
+        # the user's diff settings (external diff, textconv, colour) must not change the key
+        h.update(git("diff", "--binary", "--no-ext-diff", "--no-color", "--no-textconv", "HEAD").stdout)
+        top = git("rev-parse", "--show-toplevel").stdout.decode().strip()
+        extra = git("status", "--porcelain", "--untracked-files=all", "--ignored").stdout
+        clean = top and Path(top).resolve() == path.resolve() and not any(
+            line.startswith((b"??", b"!!")) for line in extra.splitlines())
+        return f"{'git' if clean else 'gitdirty'}:{head.stdout.decode().strip()[:12]}:{h.hexdigest()[:12]}"
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for f in sorted(files):

@@ -44,6 +44,8 @@ class Bisect:
     first: dict | None = None   # {"commit", "subject"}: the first bad commit
     candidates: list[str] = field(default_factory=list)   # when skipped commits hide the answer
     finished: bool = False
+    criteria: dict = field(default_factory=dict)   # what judged each step: a resume must judge alike
+    ends_checked: list[str] = field(default_factory=list)   # "good"/"bad": an end judged as the answer needed
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -74,24 +76,36 @@ def commit_of(tree: Path, ref: str, flag: str) -> str:
 
 
 def run(tree: Path, good: str, bad: str, oracle: Oracle, state: Path, *, resume: bool = False,
-        progress: Progress = lambda msg: None) -> Bisect:
+        progress: Progress = lambda msg: None, criteria: dict | None = None) -> Bisect:
     """Bisect `tree` between `good` and `bad`; `state` is bisect.json. The worktree lives
-    beside it and is removed at the end, also after Ctrl-C."""
+    beside it and is removed at the end, also after Ctrl-C. `criteria` (what the oracle
+    judges by) is recorded, and a resume under other criteria is refused.
+
+    git bisect takes the ends' labels on trust. When the answer rests on one (the first bad
+    commit is `bad` itself, or its parent is `good`), that end is judged too: an end that
+    does not answer as labelled is an error, never an answer."""
     if not (tree / ".git").exists():
         raise InputError(f"--tree {tree}: not a git work tree")
     good_id, bad_id = commit_of(tree, good, "--good"), commit_of(tree, bad, "--bad")
     if _git(tree, "merge-base", "--is-ancestor", good_id, bad_id, check=False).returncode != 0:
         raise InputError(f"--good {good} is not an ancestor of --bad {bad}")
+    criteria = criteria or {}
     if resume:
         if not state.is_file():
             raise InputError(f"--resume: no {state} to resume")
         b = Bisect.read(state)
         if (b.good, b.bad) != (good_id, bad_id):
             raise InputError(f"--resume: {state} bisects {b.good[:12]}..{b.bad[:12]}, not {good_id[:12]}..{bad_id[:12]}")
+        changed = sorted(k for k in {*b.criteria, *criteria} if b.criteria.get(k) != criteria.get(k))
+        if changed:
+            raise InputError(f"--resume: {state} was judged with other {', '.join(changed)} "
+                             f"({', '.join(f'{k}={b.criteria.get(k)!r}' for k in changed)}): start a new --out")
         if b.finished:
             return b
     else:
-        b = Bisect(str(tree), good_id, bad_id)
+        if state.is_file():
+            raise InputError(f"--out {state.parent}: a bisect is recorded there; --resume it or choose another --out")
+        b = Bisect(str(tree), good_id, bad_id, criteria=criteria)
     work = state.parent / "worktree"
     if work.exists():   # left by a rig killed outright: nothing in it is worth keeping
         _git(tree, "worktree", "remove", "--force", str(work), check=False)
@@ -100,8 +114,9 @@ def run(tree: Path, good: str, bad: str, oracle: Oracle, state: Path, *, resume:
     _git(tree, "worktree", "add", "--detach", str(work), bad_id)
     try:
         out = _git(work, "bisect", "start", bad_id, good_id).stdout
-        for s in b.steps:   # what was answered before the interruption
-            out = _answer(work, s.outcome, s.commit)
+        for s in b.steps:   # what was answered before the interruption (not the ends' checks)
+            if not s.why.startswith(("--good end:", "--bad end:")):
+                out = _answer(work, s.outcome, s.commit)
         while not _done(out, b, work):
             head = _git(work, "rev-parse", "HEAD").stdout.strip()
             subject = _git(work, "log", "-1", "--format=%s", head).stdout.strip()
@@ -126,6 +141,8 @@ def run(tree: Path, good: str, bad: str, oracle: Oracle, state: Path, *, resume:
             b.write(state)
             progress(f"{head[:12]}: {outcome} ({why})")
             out = _answer(work, outcome, head)
+        if b.first:
+            _check_ends(b, work, oracle, progress, state)
         b.finished = True
         b.write(state)
         return b
@@ -134,6 +151,27 @@ def run(tree: Path, good: str, bad: str, oracle: Oracle, state: Path, *, resume:
         _git(tree, "worktree", "remove", "--force", str(work), check=False)
         shutil.rmtree(work, ignore_errors=True)
         _git(tree, "worktree", "prune", check=False)
+
+
+def _check_ends(b: Bisect, work: Path, oracle: Oracle, progress: Progress, state: Path) -> None:
+    """Judge the end the answer rests on (see run); RigError when it is not as labelled."""
+    first = b.first["commit"]
+    parent = _git(work, "rev-parse", f"{first}^").stdout.strip()
+    for label, commit, needed in (("bad", b.bad, first == b.bad), ("good", b.good, parent == b.good)):
+        if not needed or label in b.ends_checked:
+            continue
+        _git(work, "checkout", "-q", "--detach", commit)
+        progress(f"checking the --{label} end {commit[:12]}: the answer rests on it")
+        started = time.monotonic()
+        outcome, why, run_dir = oracle(work, commit)
+        b.steps.append(Step(commit, _git(work, "log", "-1", "--format=%s", commit).stdout.strip(), outcome,
+                            f"--{label} end: {why}", round(time.monotonic() - started, 1), run_dir))
+        if outcome != label:
+            b.write(state)
+            raise RigError(f"--{label} {commit[:12]} answers {outcome} ({why}): the range does not change "
+                           "the verdict as labelled (a wrong --good-when or --check?), so there is no answer")
+        b.ends_checked.append(label)
+        b.write(state)
 
 
 def _answer(work: Path, outcome: str, commit: str) -> str:
@@ -148,11 +186,11 @@ def _answer(work: Path, outcome: str, commit: str) -> str:
 
 def _done(out: str, b: Bisect, work: Path) -> bool:
     """Read git bisect's answer: the first bad commit, or the skipped ones that hide it."""
-    if m := re.search(r"^([0-9a-f]{40}) is the first bad commit", out, re.M):
+    if m := re.search(r"^([0-9a-f]{40}(?:[0-9a-f]{24})?) is the first bad commit", out, re.M):   # SHA-1 or SHA-256
         b.first = {"commit": m.group(1), "subject": _git(work, "log", "-1", "--format=%s", m.group(1)).stdout.strip()}
         return True
     if "only 'skip'ped commits left to test" in out:
-        b.candidates = re.findall(r"^([0-9a-f]{40})$", out, re.M)
+        b.candidates = re.findall(r"^([0-9a-f]{40}(?:[0-9a-f]{24})?)$", out, re.M)
         return True
     return False
 

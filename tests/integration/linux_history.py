@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from rig.artefacts.store import Cache
@@ -83,10 +84,15 @@ def cached() -> tuple[Path, dict[str, str]]:
     h = hashlib.sha256(f"{LAYOUT} {version}".encode())
     for patch in sorted(SERIES.glob("0*.patch")):
         h.update(patch.read_bytes())
-    home = Cache().root / "tests" / f"linux-history-{h.hexdigest()[:16]}"
+    cache = Cache()
+    home = cache.root / "tests" / f"linux-history-{h.hexdigest()[:16]}"
     if not (home / "ids.json").is_file():
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True)
-        ids = make(home / "linux", FIXED_DATE)
-        (home / "ids.json").write_text(json.dumps(ids, indent=1) + "\n")   # written last: the entry is whole
+        with cache.locked():   # two test runs sharing the cache make it once
+            if not (home / "ids.json").is_file():
+                home.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{home.name}-", dir=home.parent))
+                ids = make(tmp / "linux", FIXED_DATE)
+                (tmp / "ids.json").write_text(json.dumps(ids, indent=1) + "\n")
+                shutil.rmtree(home, ignore_errors=True)
+                tmp.rename(home)   # whole, or not there
     return home / "linux", json.loads((home / "ids.json").read_text())

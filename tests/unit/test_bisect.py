@@ -105,3 +105,48 @@ def test_bad_refs_are_bad_input(history, tmp_path):
         bisect.run(tree, ids[-1], ids[0], reads_fixed([]), tmp_path / "b.json")
     with pytest.raises(InputError, match="not a git work tree"):
         bisect.run(tmp_path, ids[0], ids[-1], reads_fixed([]), tmp_path / "b.json")
+
+
+def always(outcome, asked):
+    def oracle(work, commit):
+        asked.append(commit)
+        return outcome, f"always {outcome}", None
+    return oracle
+
+
+@pytest.mark.parametrize("outcome, end", [("bad", "--good"), ("good", "--bad")])
+def test_an_answer_resting_on_a_mislabelled_end_is_an_error_not_an_answer(history, tmp_path, outcome, end):
+    """An oracle that never changes its answer (a wrong --good-when, a check that holds at
+    both ends): git names the commit next to an end; that end is judged and disowns it."""
+    from rig.errors import RigError
+    tree, ids = history
+    asked = []
+    with pytest.raises(RigError, match=f"{end} [0-9a-f]{{12}} answers {outcome}"):
+        bisect.run(tree, ids[0], ids[-1], always(outcome, asked), tmp_path / "bisect.json")
+    assert (ids[0] if end == "--good" else ids[-1]) in asked
+    assert git(tree, "worktree", "list").count("\n") == 0
+
+
+def test_an_answer_next_to_the_good_end_is_confirmed_by_judging_that_end(tmp_path, history):
+    tree, ids = history
+    asked = []
+
+    def fixed_at_1(work, commit):
+        asked.append(commit)
+        return ("bad" if ids.index(commit) >= 1 else "good"), "", None
+
+    b = bisect.run(tree, ids[0], ids[-1], fixed_at_1, tmp_path / "bisect.json")
+    assert b.first["commit"] == ids[1] and b.ends_checked == ["good"] and asked[-1] == ids[0]
+    assert b.steps[-1].why.startswith("--good end:")
+
+
+def test_a_resume_must_judge_alike_and_a_new_run_never_overwrites_a_recorded_one(history, tmp_path):
+    tree, ids = history
+    state = tmp_path / "bisect.json"
+    bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, criteria={"check": "relocations"})
+    with pytest.raises(InputError, match="a bisect is recorded there"):
+        bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, criteria={"check": "relocations"})
+    with pytest.raises(InputError, match=r"judged with other check \(check='relocations'\)"):
+        bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, resume=True, criteria={"check": "balloon_converted"})
+    assert bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, resume=True,
+                      criteria={"check": "relocations"}).first["commit"] == ids[5]

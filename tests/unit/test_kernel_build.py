@@ -139,3 +139,21 @@ def test_a_git_tree_is_its_commit_and_diff_wherever_it_lies(tmp_path):
     assert ident(tmp_path / "elsewhere") != here
     git(tmp_path / "elsewhere", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-am", "two")
     assert ident(tmp_path / "elsewhere") != here
+    # an untracked file the build would copy: the same commit, but no longer a shared build
+    (tree / "localversion-mine").write_text("-mine\n")
+    assert ident(tree) != here and str(tree) in ident(tree)
+
+
+def test_two_kernel_trees_inside_one_repository_are_two_sources(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    for version in ("6.1", "6.6"):
+        tree = tmp_path / "src" / f"linux-{version}"
+        (tree / "arch" / "x86").mkdir(parents=True)
+        (tree / "arch" / "x86" / "Kconfig").write_text("")
+        (tree / "Makefile").write_text(f"VERSION = {version}\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "-m", "both")
+    ids = {kb.source_tree(str(tmp_path / "src" / f"linux-{v}"), None, print)[1] for v in ("6.1", "6.6")}
+    assert len(ids) == 2

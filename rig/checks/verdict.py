@@ -59,6 +59,7 @@ class Analysis:
     # Xen on Arm: the extended regions Xen gave dom0 and what in dom0 each one overlaps
     extended_regions: list[Range] = field(default_factory=list)
     region_overlaps: list[dict] = field(default_factory=list)
+    regions_disabled: bool = False   # Xen said it gives none (ext_regions=off)
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -150,34 +151,53 @@ def analyse(collected, firmware_pci: list | None, xen_map: XenMap) -> Analysis:
     )
 
 
-def analyse_device_tree(collected, serial: str) -> Analysis:
+def analyse_device_tree(collected, serial: str, host_ram: Range) -> Analysis:
     """A host without firmware or e820 (Arm virt, guest-loader): nothing placed BARs before
-    dom0 and there is no UNUSABLE to convert. What is judged is Xen's own account, parsed
-    from its serial log and so independent of the kernel: the extended regions it wrote
-    into dom0's device tree, against everything dom0 itself reports using."""
+    dom0 and there is no UNUSABLE to convert. What is judged is Xen's own account, which
+    does not come from the kernel: the lines Xen printed (BANK, grant table, extended
+    regions), checked against the hypervisor node Xen wrote into dom0's device tree, then
+    the regions against everything dom0 has and against the host's RAM `host_ram`
+    ([start, end], from the scenario and the Arch row: every other address of the host is
+    device space that dom0 may not even see, such as the UART Xen keeps for itself)."""
+    from rig.parse import devicetree
     xen_log = xen_parse.parse(serial)   # a garbled region line is a ParseError: never judged
+    if not xen_log.dom0_banks or xen_log.grant_table is None:
+        raise CollectError("Xen's serial log has no BANK and grant table lines for dom0: its account of "
+                           "dom0's memory is missing or cut short")
+    if "xen-devicetree" not in collected.sections:
+        raise CollectError("no xen-devicetree section (an agent older than 5): Xen's regions cannot be cross-checked")
+    reg = devicetree.hypervisor_reg(collected["xen-devicetree"])
+    if reg is None:
+        raise CollectError("dom0's device tree has no hypervisor node: not a Xen on Arm dom0")
+    if reg[0] != xen_log.grant_table or reg[1:] != list(xen_log.extended_regions):
+        raise CollectError(f"Xen's serial log and dom0's device tree disagree: log grant table "
+                           f"{_ranges([xen_log.grant_table])} regions {_ranges(xen_log.extended_regions)}, "
+                           f"device tree reg {_ranges(reg)} (ends exclusive)")
     tree = iomem_parse.parse(collected["iomem"])
+    if not any(e.depth == 0 and e.name == "System RAM" for e in tree):
+        raise CollectError("/proc/iomem has no System RAM: not dom0's (or cut short)")
     final = pci_parse.from_sysfs(collected["pci-resources"])
     regions = [(a, b - 1) for a, b in xen_log.extended_regions]   # [start, end) -> [start, end]
-    # What dom0 has: every top-level /proc/iomem resource (RAM, device MMIO, the PCI host
-    # windows and ECAM; bridge windows and BARs nest inside them), every BAR and window from
-    # sysfs, and the grant table frames Xen mapped (not a resource of dom0's). Resources the
-    # kernel made of the regions themselves (named "Xen ...") are the regions' use, not a clash.
-    used = [(e.name, e.range) for e in tree if e.depth == 0 and not e.name.startswith("Xen ")]
+    # What dom0 has: dom0's RAM as Xen gave it, every top-level /proc/iomem resource (RAM,
+    # device MMIO, the PCI host windows and ECAM; bridge windows and BARs nest inside
+    # them), every BAR and window from sysfs, and the grant table frames.
+    used = [(f"dom0 RAM (Xen BANK[{i}])", (a, b - 1)) for i, (a, b) in enumerate(xen_log.dom0_banks)]
+    used += [(e.name, e.range) for e in tree if e.depth == 0]
     used += [(f"{r.device} {r.name}", r.range) for r in final if r.range and r.kind == "mem"]
-    if xen_log.grant_table:
-        used.append(("Xen grant table", (xen_log.grant_table[0], xen_log.grant_table[1] - 1)))
-    overlaps = [{"region": list(reg), "owner": name, "range": list(rng)}
-                for reg in regions for name, rng in used if reg[0] <= rng[1] and rng[0] <= reg[1]]
+    used.append(("Xen grant table", (xen_log.grant_table[0], xen_log.grant_table[1] - 1)))
+    overlaps = [{"region": list(reg_), "owner": name, "range": list(rng)}
+                for reg_ in regions for name, rng in used if reg_[0] <= rng[1] and rng[0] <= reg_[1]]
+    overlaps += [{"region": list(reg_), "owner": "space outside the host's RAM", "range": list(host_ram)}
+                 for reg_ in regions if not (host_ram[0] <= reg_[0] and reg_[1] <= host_ram[1])]
     return Analysis(
         kernel_release=(collected["uname"].strip() or dmesg_parse.kernel_release(collected["dmesg"])),
         relocations=[], resources=relocation.resource_table([], final), xen_scratch=iomem_parse.xen_scratch(tree),
         scratch_overlaps=[], unusable=[], converted=[], expected_conversion=[], balloon={},
-        xen_map_source="Xen's device tree for dom0 (its BANK and extended region lines)",
+        xen_map_source="Xen's serial log (BANK, grant table, extended regions) = dom0's device tree",
         findings=dmesg_parse.findings(collected["dmesg"]),
         balloon_driver=xen_balloon.parse(collected["xen-balloon"]) if "xen-balloon" in collected.sections else None,
         balloon_driver_collected="xen-balloon" in collected.sections,
-        extended_regions=regions, region_overlaps=overlaps)
+        extended_regions=regions, region_overlaps=overlaps, regions_disabled=xen_log.regions_disabled)
 
 
 def _covered(r: Range, by: list[Range]) -> bool:
@@ -219,7 +239,7 @@ def check_names(expect: Expect | None) -> list[str]:
               "balloon_target": expect.balloon_target is not None,
               "xen_scratch_safe": expect.xen_scratch_safe is not None,
               "xen_scratch": expect.xen_scratch is not None,
-              "extended_regions_safe": expect.extended_regions_safe is not None}
+              "extended_regions": expect.extended_regions is not None}
     return [name for name, on in wanted.items() if on]
 
 
@@ -255,22 +275,27 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         n = len(a.xen_scratch)
         passed = n == 0 if expect.xen_scratch == "none" else n > 0
         checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
-    if expect.extended_regions_safe is not None:
-        checks.append(_regions_safe_check(expect.extended_regions_safe, a))
+    if expect.extended_regions is not None:
+        checks.append(_regions_check(expect.extended_regions, a))
     return checks
 
 
-def _regions_safe_check(want: bool, a: Analysis) -> Check:
-    """Xen named at least one extended region and none overlaps what dom0 has. No region at
-    all is not "safe": it is Xen (x86, or ext_regions off) telling dom0 nothing."""
+def _regions_check(want: str, a: Analysis) -> Check:
+    """"safe": Xen named at least one extended region and none overlaps what dom0 has or
+    leaves the host's RAM. "none": Xen said it gives none (ext_regions=off) and gave none.
+    Regions missing without Xen saying so satisfy neither."""
     clashes = "; ".join(f"[{o['region'][0]:#x}-{o['region'][1]:#x}] overlaps {o['owner']} "
                         f"[{o['range'][0]:#x}-{o['range'][1]:#x}]" for o in a.region_overlaps)
-    held = bool(a.extended_regions) and not a.region_overlaps
-    detail = (f"extended regions {_ranges(a.extended_regions)}"
-              + (f"; {clashes}" if clashes else "; overlap nothing of dom0's" if a.extended_regions
-                 else " (Xen gave dom0 none)"))
-    return Check("extended_regions_safe", held == want, ("want safe regions; " if want else "want no safe regions; ")
-                 + detail)
+    listed = f"extended regions {_ranges(a.extended_regions)}"
+    if want == "safe":
+        held = bool(a.extended_regions) and not a.region_overlaps
+        detail = listed + (f"; {clashes}" if clashes else "; inside the host's RAM, overlapping nothing of dom0's"
+                           if a.extended_regions else " (Xen gave dom0 none)")
+    else:
+        held = not a.extended_regions and a.regions_disabled
+        detail = listed + ("; Xen: extended regions support is disabled" if a.regions_disabled
+                           else "; Xen did not say it disabled them")
+    return Check("extended_regions", held, f"want {want}; {detail}")
 
 
 def balloon_rules(a: Analysis) -> dict[str, int]:

@@ -27,6 +27,7 @@ class XenLog:
     dom0_banks: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     grant_table: tuple[int, int] | None = None
     extended_regions: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    regions_disabled: bool = False    # "d0: extended regions support is disabled" (ext_regions=off)
 
 
 # What Xen says of dom0's BARs, memory and DMA, by kind. The message texts are Xen's own
@@ -87,7 +88,14 @@ def xen_lines(serial: str) -> list[str]:
 # find_unallocated_memory / find_memory_holes.
 _BANK = re.compile(r"BANK\[(\d+)\] (0x[0-9a-f]+)-(0x[0-9a-f]+) \(\d+[KMG]B\)$")
 _GRANT_TABLE = re.compile(r"Grant table range: (0x[0-9a-f]+)-(0x[0-9a-f]+)$")
-_EXTENDED = re.compile(r"d0: extended region (\d+): (0x[0-9a-f]+)->(0x[0-9a-f]+)$")
+# 4.17+: "d0: extended region N: ..."; 4.16 printed it without the domain.
+_EXTENDED = re.compile(r"(?:d0: )?[Ee]xtended region (\d+): (0x[0-9a-f]+)->(0x[0-9a-f]+)$")
+_NO_REGIONS = re.compile(r"d0: extended regions support is disabled$")
+# Xen's other words about regions: they must parse as one of the above or be one of these,
+# so that a garbled region line is an error, never a region quietly left out.
+_OTHER_REGION_LINES = re.compile(r"d\d+: (?:extended regions not supported for 32-bit guests"
+                                 r"|failed to allocate extended regions)$")
+_MENTIONS = re.compile(r"extended region|BANK\[|Grant table range", re.I)
 
 
 def _span(start: str, end: str, line: str) -> tuple[int, int]:
@@ -100,6 +108,7 @@ def _span(start: str, end: str, line: str) -> tuple[int, int]:
 def parse(serial: str) -> XenLog:
     lines = xen_lines(serial)
     version = cmdline = kind = panic = grant_table = None
+    no_regions = False
     failures, banks, regions = [], [], []
     for i, line in enumerate(lines):
         if m := _BANK.match(line):
@@ -113,6 +122,11 @@ def parse(serial: str) -> XenLog:
                 raise ParseError(f"extended region {m.group(1)} follows {len(regions)} others: {line!r}")
             regions.append(_span(m.group(2), m.group(3), line))
             continue
+        if _NO_REGIONS.match(line):
+            no_regions = True
+            continue
+        if _MENTIONS.search(line) and not _OTHER_REGION_LINES.match(line):
+            raise ParseError(f"Xen's line about dom0's memory does not parse: {line[:120]!r}")
         if version is None and (m := re.match(r"Xen version (\S+)", line)):
             version = m.group(1)
         elif cmdline is None and line.startswith("Command line: "):
@@ -129,4 +143,4 @@ def parse(serial: str) -> XenLog:
                 body.append(follow.strip())
             panic = " ".join(b for b in body if b)
     return XenLog(version, cmdline, kind, panic, tuple(failures), tuple(findings(lines)),
-                  tuple(banks), grant_table, tuple(regions))
+                  tuple(banks), grant_table, tuple(regions), no_regions)

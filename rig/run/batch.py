@@ -220,6 +220,16 @@ def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Ca
     return kernel_build.build(request, cache, lambda msg: progress("build", msg))
 
 
+def check_kernel_image(name: str, path: Path, arch: platform.Arch) -> None:
+    """A user's kernel file is an image of the host's architecture (an x86 bzImage would
+    boot on arm64 no more than the other way round): bad input, before any boot."""
+    offset, magic = arch.kernel_magic
+    with open(path, "rb") as f:
+        f.seek(offset)
+        if f.read(len(magic)) != magic:
+            raise InputError(f"--kernel {name}={path}: not an {arch.name} kernel image (no {magic!r} at {offset:#x})")
+
+
 def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             progress: single.Progress = lambda r, m: None) -> Artefacts:
     """Every file the boots need, fetched if allowed, each verified against its sha256."""
@@ -240,6 +250,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             kernels[name] = _built_kernel(name, jobs, options, cache, progress)
         elif name in options.user_kernels:
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
+            check_kernel_image(name, kernels[name].path, arch)
         else:
             kernels[name] = cache.kernel(name, fetch=options.fetch, arch=arch)
     xen_efis = {}
@@ -331,6 +342,8 @@ def run_jobs(jobs: list[matrix.Job], out_dir: Path, options: Options, progress: 
     cache = cache or Cache()
     choice = platform.detect_accel(options.accel)
     progress("rig", choice.reason)
+    for a in dict.fromkeys(j.scenario.host.arch for j in jobs):   # --accel kvm for arm64: refused before any boot
+        platform.accel_for(choice, platform.ARCHES[a])
     # Artefacts per architecture: an x86_64 and an aarch64 "debian-6.1" are other files.
     arts = {a: resolve([j for j in jobs if j.scenario.host.arch == a], options, cache, progress)
             for a in dict.fromkeys(j.scenario.host.arch for j in jobs)}
@@ -421,7 +434,9 @@ def judge(job: matrix.Job, boot: single.KernelBoot, boots: list[tuple[matrix.Job
     if boot.error is None:
         try:
             if boot.plan.arch.memory_map == "device-tree":
-                analysis = verdict_mod.analyse_device_tree(boot.collected, boot.serial)
+                ram = boot.plan.arch.ram_base
+                analysis = verdict_mod.analyse_device_tree(boot.collected, boot.serial,
+                                                           (ram, ram + job.scenario.host.memory - 1))
             else:
                 analysis = verdict_mod.analyse(boot.collected, boot.firmware_pci, _xen_map(job, boot, boots))
             checks = verdict_mod.evaluate(job.scenario.expect.get(job.role), analysis)

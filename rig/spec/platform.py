@@ -43,7 +43,11 @@ class Arch:
     memory_map: str = "e820"
     # The expectations a scenario may set for hosts of this architecture (scenario.Expect keys)
     expectations: tuple[str, ...] = ("relocations", "relocation_cause", "balloon_converted", "balloon_target",
-                                     "xen_scratch_safe", "xen_scratch", "extended_regions_safe")
+                                     "xen_scratch_safe", "xen_scratch")
+    ram_base: int = 0                            # where the machine's RAM starts (Arm virt: 1 GiB)
+    # (offset, bytes) that every kernel image of this architecture carries: bzImage's "HdrS",
+    # the arm64 Image header's "ARM\x64". A user's file is checked before it boots.
+    kernel_magic: tuple[int, bytes] = (0x202, b"HdrS")
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ ARCHES: dict[str, Arch] = {
         # No firmware places BARs (nothing to call a relocation), no e820 and no UNUSABLE
         # (nothing to convert), no Xen scratch in /proc/iomem: Xen's extended regions are
         # what is judged.
-        expectations=("extended_regions_safe",),
+        expectations=("extended_regions",),
+        ram_base=0x40000000,
+        kernel_magic=(0x38, b"ARM\x64"),
     ),
 }
 

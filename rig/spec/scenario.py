@@ -102,9 +102,10 @@ class _Expectations(_Strict):
     # Every Xen scratch range lies inside converted RAM and in no PCI window or BAR.
     xen_scratch_safe: bool | None = None
     xen_scratch: Literal["none", "some"] | None = None
-    # Xen on Arm: Xen named extended regions, and none of them overlaps anything dom0 has
-    # (RAM, the grant table, the PCI host and bridge windows, BARs, device MMIO).
-    extended_regions_safe: bool | None = None
+    # Xen on Arm: "safe": Xen named extended regions, all inside the host's RAM and none
+    # over anything dom0 has (its RAM, the grant table, PCI windows, BARs, device MMIO);
+    # "none": Xen said it gives none (ext_regions=off) and gave none.
+    extended_regions: Literal["safe", "none"] | None = None
     reason: str = ""  # why this outcome is expected: read by people, shown in docs
 
 
@@ -305,6 +306,10 @@ def _check_arch(scenario: Scenario, path) -> None:
         raise ScenarioError(path, "host.maxmem", f"{arch.name} hosts have no memory hotplug here")
     if scenario.builds and arch.name != "x86_64":
         raise ScenarioError(path, "builds", f"rig kernel build makes x86_64 kernels only, not {arch.name}")
+    for role, name in scenario.kernels.items():
+        if name.startswith("built:") and arch.name != "x86_64":
+            raise ScenarioError(path, f"kernels.{role}", f"{name} is an x86_64 bzImage (rig kernel build), "
+                                                         f"not an {arch.name} kernel")
     if scenario.host.backend == "libvirt" and arch.name != "x86_64":
         raise ScenarioError(path, "host.backend", f"the libvirt backend runs x86_64 hosts only, not {arch.name}")
     for role, expect in scenario.expect.items():

@@ -41,15 +41,19 @@ k = "debian-6.1"
 @pytest.mark.parametrize("host, rest, key, problem", [
     ('', '[expect.k]\nrelocations = "none"', "expect.k.relocations", "not judged on aarch64 hosts"),
     ('', '[expect.k]\nballoon_converted = true', "expect.k.balloon_converted", "not judged on aarch64"),
-    ('', '[expect.k]\nextended_regions_safe = true\n[[expect.k.when]]\ndom0_mem = "512M"\nxen_scratch = "none"',
+    ('', '[expect.k]\nextended_regions = "safe"\n[[expect.k.when]]\ndom0_mem = "512M"\nxen_scratch = "none"',
      "expect.k.when.0.xen_scratch", "not judged on aarch64"),
     ('', '[builds.x]\nsource = "debian-6.1"', "builds", "x86_64 kernels only"),
     ('backend = "libvirt"', '', "host.backend", "x86_64 hosts only"),
     ('pci_hole64_size = "64G"', '', "host.pci_hole64_size", "fixed 64-bit PCI window"),
+    ('', '', "kernels.k", "x86_64 bzImage"),   # with k = "built:..." (below)
 ])
 def test_what_an_arm_host_cannot_do_is_refused_naming_the_key(tmp_path, host, rest, key, problem):
+    text = ARM.format(host=host, rest=rest)
+    if key == "kernels.k":
+        text = text.replace('k = "debian-6.1"', 'k = "built:6.1-base"')
     with pytest.raises(ScenarioError) as exc:
-        _load(tmp_path, ARM.format(host=host, rest=rest))
+        _load(tmp_path, text)
     assert exc.value.key == key and problem in str(exc.value)
 
 
@@ -97,16 +101,61 @@ def test_an_arm_kernel_has_its_own_cache_entry(tmp_path, monkeypatch):
         Cache().kernel("debian-6.1", fetch=False, arch=platform.ARCHES["aarch64"])
 
 
+def test_x86_hosts_cannot_ask_for_extended_regions(tmp_path):
+    with pytest.raises(ScenarioError, match=r"expect.k.extended_regions.*not judged on x86_64"):
+        _load(tmp_path, 'name = "x"\n[kernels]\nk = "debian-6.1"\n[expect.k]\nextended_regions = "none"\n')
+
+
+def test_a_user_kernel_of_the_other_architecture_is_refused(tmp_path):
+    from rig.run.batch import check_kernel_image
+    image = tmp_path / "Image"
+    image.write_bytes(bytes(0x38) + b"ARM\x64" + bytes(0x400))
+    check_kernel_image("k", image, platform.ARCHES["aarch64"])
+    with pytest.raises(InputError, match=r"--kernel k=.*: not an x86_64 kernel image"):
+        check_kernel_image("k", image, platform.ARCHES["x86_64"])
+
+
 # -- the check on a real run ------------------------------------------------------------------
 
-def _collected(role="unpatched", serial=None):
-    text = serial if serial is not None else read_console(RUN / role / "serial.log")
-    return collect.sections(text), text
+HOST_RAM = (0x40000000, 0xBFFFFFFF)   # QEMU virt: 2 GiB at 1 GiB
 
 
-def test_the_real_run_passes_with_the_regions_xen_printed():
+def _collected(role="unpatched"):
+    serial = read_console(RUN / role / "serial.log")
+    return collect.sections(serial), serial
+
+
+def _dt(grant, regions):
+    """The agent's xen-devicetree section for these [start, end) entries (2 + 2 cells)."""
+    cells = b"".join(a.to_bytes(8, "big") + (b - a).to_bytes(8, "big") for a, b in [grant, *regions])
+    return (f"#address-cells 00 00 00 02\n#size-cells 00 00 00 02\n"
+            f"hypervisor/reg {' '.join(f'{c:02x}' for c in cells)}\n")
+
+
+def _with_regions(regions, *, disabled=False, role="unpatched"):
+    """The real run with Xen's region lines (and so the device tree Xen writes) replaced:
+    what a Xen that chose other regions would have shown."""
+    collected, serial = _collected(role)
+    lines = [line for line in serial.splitlines() if "extended region" not in line]
+    at = next(i for i, line in enumerate(lines) if "Grant table range" in line) + 1
+    new = [f"(XEN) d0: extended region {i}: {a:#x}->{b:#x}" for i, (a, b) in enumerate(regions)]
+    if disabled:
+        new = ["(XEN) d0: extended regions support is disabled"]
+    sections = dict(collected.sections)
+    sections["xen-devicetree"] = _dt((0x40200000, 0x40240000), regions)
+    return collect.Collected(sections), "\n".join(lines[:at] + new + lines[at:]) + "\n"
+
+
+def _judge(collected, serial, want="safe"):
+    a = verdict.analyse_device_tree(collected, serial, HOST_RAM)
+    (check,) = verdict.evaluate(Expect(extended_regions=want), a)
+    return a, check
+
+
+def test_the_real_run_passes_with_the_regions_xen_printed_and_wrote():
     collected, serial = _collected()
-    a = verdict.analyse_device_tree(collected, serial)
+    assert "hypervisor/reg" in collected["xen-devicetree"]
+    a, check = _judge(collected, serial)
     # 2 GiB of host RAM at 0x40000000; dom0's 512 MiB bank at 0x60000000 lies between the two
     # regions, which are the rest of the RAM less Xen's modules and the grant table.
     assert a.extended_regions == [(0x40400000, 0x5FFFFFFF), (0x80000000, 0xBFFFFFFF)]
@@ -114,34 +163,67 @@ def test_the_real_run_passes_with_the_regions_xen_printed():
     bar = next(r for r in a.resources if r["device"] == "0000:00:01.0" and r["kind"] == "mem"
                and r["final"] and r["final"][0] >= 1 << 32)
     assert bar["final"] == [0x8000000000, 0x803FFFFFFF] and bar["firmware"] is None   # no firmware placed it
-    (check,) = verdict.evaluate(Expect(extended_regions_safe=True), a)
     assert check.passed and "[0x40400000-0x5fffffff], [0x80000000-0xbfffffff]" in check.detail
+    assert not _judge(collected, serial, "none")[1].passed
 
 
-LINE = "d0: extended region 1: 0x80000000->0xc0000000"
-
-
-@pytest.mark.parametrize("replacement, owner", [
-    ("d0: extended region 1: 0x8000000000->0x8040000000", "0000:00:01.0 BAR 2"),   # onto the 1 GiB BAR
-    ("d0: extended region 1: 0x7ff00000->0xc0000000", "System RAM"),              # into dom0's bank
-    ("d0: extended region 1: 0x10000000->0x20000000", "pcie@10000000"),           # the 32-bit host window
-    ("d0: extended region 1: 0x40200000->0x40201000", "Xen grant table"),
+@pytest.mark.parametrize("region, owner", [
+    ((0x8000000000, 0x8040000000), "0000:00:01.0 BAR 2"),            # onto the 1 GiB BAR
+    ((0x7FF00000, 0xC0000000), "dom0 RAM (Xen BANK[0])"),              # into dom0's bank
+    ((0x7FF00000, 0xC0000000), "System RAM"),
+    ((0x10000000, 0x20000000), "pcie@10000000"),                      # the 32-bit host window
+    ((0x40200000, 0x40201000), "Xen grant table"),
+    ((0x00000000, 0x08000000), "space outside the host's RAM"),       # virt's flash: no resource of dom0's
+    ((0x09000000, 0x09001000), "space outside the host's RAM"),       # the PL011 Xen keeps for itself
+    ((0xBFF00000, 0xC0100000), "space outside the host's RAM"),       # past the top of RAM by 1 MiB
 ])
-def test_a_region_over_anything_of_dom0s_fails_naming_it(replacement, owner):
-    collected, serial = _collected()
-    assert LINE in serial
-    a = verdict.analyse_device_tree(collected, serial.replace(LINE, replacement))
-    (check,) = verdict.evaluate(Expect(extended_regions_safe=True), a)
+def test_a_region_over_anything_of_dom0s_or_outside_ram_fails_naming_it(region, owner):
+    _, check = _judge(*_with_regions([(0x40400000, 0x60000000), region]))
     assert not check.passed and re.search(rf"overlaps {re.escape(owner)} \[", check.detail), check.detail
 
 
-def test_no_regions_is_not_safe_and_a_garbled_one_is_never_judged():
+def test_a_region_ending_where_dom0s_ram_starts_touches_nothing():
+    # Xen prints ends exclusive: 0x40400000->0x60000000 ends at 0x5fffffff, next to RAM at 0x60000000
+    assert _judge(*_with_regions([(0x40400000, 0x60000000)]))[1].passed
+    assert not _judge(*_with_regions([(0x40400000, 0x60000001)]))[1].passed
+
+
+def test_none_needs_xen_to_say_so_and_safe_needs_a_region():
+    quiet = _with_regions([])
+    assert "Xen gave dom0 none" in _judge(*quiet)[1].detail and not _judge(*quiet)[1].passed
+    assert not _judge(*quiet, "none")[1].passed                      # regions lost, Xen said nothing
+    said = _with_regions([], disabled=True)
+    assert _judge(*said, "none")[1].passed and not _judge(*said, "safe")[1].passed
+
+
+@pytest.mark.parametrize("change, error, message", [
+    # a lost last region line: the device tree still has it
+    (lambda s, c: ("\n".join(x for x in s.splitlines() if "extended region 1:" not in x), c),
+     CollectError, "disagree"),
+    # junk after a region line, a split region line, a garbled BANK: never a region left out
+    (lambda s, c: (s.replace("0x80000000->0xc0000000", "0x80000000->0xc0000000 x"), c), ParseError, "does not parse"),
+    (lambda s, c: (s.replace("0x80000000->0xc0000000", "0x80000000->0xc00000\n(XEN) 00"), c), ParseError,
+     "runs backwards"),
+    (lambda s, c: (s.replace("0x80000000->0xc0000000", "0x80000000->0xb0000000"), c), CollectError,
+     "disagree"),   # a digit garbled into another that still parses: the device tree has the real one
+    (lambda s, c: (s.replace("(512MB)", "(512MB"), c), ParseError, "does not parse"),
+    # Xen's account of dom0's memory cut short
+    (lambda s, c: ("\n".join(x for x in s.splitlines() if "BANK[" not in x), c), CollectError, "no BANK"),
+    # evidence of another kind
+    (lambda s, c: (s, {**c, "xen-devicetree": "absent\n"}), CollectError, "no hypervisor node"),
+    (lambda s, c: (s, {**c, "xen-devicetree": c["xen-devicetree"].replace("#size-cells 00 00 00 02", "")}),
+     ParseError, "want #address-cells"),
+    (lambda s, c: (s, {k: v for k, v in c.items() if k != "xen-devicetree"}), CollectError, "older than 5"),
+    (lambda s, c: (s, {**c, "iomem": "".join(x + "\n" for x in c["iomem"].splitlines() if "System RAM" not in x)}),
+     CollectError, "no System RAM"),
+])
+def test_lost_garbled_or_foreign_evidence_is_never_judged(change, error, message):
     collected, serial = _collected()
-    bare = "\n".join(line for line in serial.splitlines() if "extended region" not in line)
-    (check,) = verdict.evaluate(Expect(extended_regions_safe=True), verdict.analyse_device_tree(collected, bare))
-    assert not check.passed and "Xen gave dom0 none" in check.detail
-    with pytest.raises(ParseError):
-        verdict.analyse_device_tree(collected, serial.replace(LINE, LINE.replace("region 1", "region 2")))
+    changed = change(serial, dict(collected.sections))
+    assert changed != (serial, dict(collected.sections))   # the change took: the test is not vacuous
+    serial, sections = changed
+    with pytest.raises(error, match=message):
+        verdict.analyse_device_tree(collect.Collected(sections), serial, HOST_RAM)
     assert issubclass(ParseError, CollectError)   # so the job errs (collect), never passes or fails
 
 

@@ -32,3 +32,44 @@ def test_x86_logs_have_no_arm_memory_account():
 def test_a_lost_or_garbled_region_line_is_refused(line, message):
     with pytest.raises(ParseError, match=message):
         xen.parse(line + "\n")
+
+
+def test_the_hypervisor_node_reg_in_one_or_two_cells():
+    from rig.parse import devicetree
+    two = ("#address-cells 00 00 00 02\n#size-cells 00 00 00 02\nhypervisor/reg "
+           "00 00 00 00 40 20 00 00 00 00 00 00 00 04 00 00 00 00 00 00 80 00 00 00 00 00 00 00 40 00 00 00\n")
+    assert devicetree.hypervisor_reg(two) == [(0x40200000, 0x40240000), (0x80000000, 0xC0000000)]
+    one = "#address-cells 00 00 00 01\n#size-cells 00 00 00 01\nhypervisor/reg 40 20 00 00 00 04 00 00\n"
+    assert devicetree.hypervisor_reg(one) == [(0x40200000, 0x40240000)]
+    assert devicetree.hypervisor_reg("absent\n") is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("#address-cells 00 00 00 02\n#size-cells 00 00 00 02\nhypervisor/reg 00 00 00 00 40 20\n", "not entries of 16"),
+    ("#address-cells 00 00 00 02\nhypervisor/reg 00\n", "want #address-cells, #size-cells and hypervisor/reg"),
+    ("#address-cells 00 00 00 02\n#address-cells 00 00 00 02\n", "does not parse"),
+    ("#address-cells 00 00 00 03\n#size-cells 00 00 00 02\nhypervisor/reg 00\n", "not one cell of 1 or 2"),
+    ("#address-cells 00 00 00 01\n#size-cells 00 00 00 01\nhypervisor/reg 40 20 00 00 00 00 00 00\n", "size 0"),
+    ("#address-cells 00 00 00 01\n#size-cells 00 00 00 01\nhypervisor/reg 40 2g 00 00\n", "does not parse"),
+])
+def test_a_garbled_hypervisor_node_is_refused(text, message):
+    from rig.parse import devicetree
+    with pytest.raises(ParseError, match=message):
+        devicetree.hypervisor_reg(text)
+
+
+@pytest.mark.parametrize("line", [
+    "(XEN) d0: extended region 1: 0x80000000->0xc0000000 x",     # junk after it
+    "(XEN) d0: extended region 1: 0x80000000-0xc0000000",       # garbled arrow
+    "(XEN) BANK[0] 0x00000060000000-0x00000080000000 (512MB",   # cut short
+    "(XEN) Grant table range: 0x00000040200000-",
+])
+def test_a_line_about_dom0s_memory_that_does_not_parse_is_refused(line):
+    with pytest.raises(ParseError, match="does not parse"):
+        xen.parse("(XEN) d0: extended region 0: 0x40400000->0x60000000\n" + line + "\n")
+
+
+def test_xen_416s_region_lines_and_the_disabled_line_are_read():
+    log = xen.parse("(XEN) Extended region 0: 0x40400000->0x60000000\n")
+    assert log.extended_regions == ((0x40400000, 0x60000000),) and not log.regions_disabled
+    assert xen.parse("(XEN) d0: extended regions support is disabled\n").regions_disabled

@@ -28,7 +28,7 @@ class Media:
 
 
 def xen_efi_config(plan: BootPlan) -> str:
-    """BOOTX64.cfg for xen.efi: the same Xen and dom0 command lines as multiboot."""
+    """BOOTX64.cfg (BOOTAA64.cfg) for xen.efi: the same Xen and dom0 command lines as multiboot."""
     return (f"[global]\ndefault=xen\n\n[xen]\noptions={plan.xen_cmdline}\n"
             f"kernel=vmlinuz {plan.dom0_cmdline}\nramdisk=initrd.gz\n")
 
@@ -40,8 +40,9 @@ def prepare_media(plan: BootPlan, media: Media) -> None:
     if media.esp is not None:
         if plan.xen_efi is None:
             raise LaunchError("the xen-efi boot method needs xen.efi, but the plan has none")
-        build_fat_image(media.esp, {"EFI/BOOT/BOOTX64.EFI": plan.xen_efi,
-                                    "EFI/BOOT/BOOTX64.cfg": xen_efi_config(plan).encode(),
+        loader = f"EFI/BOOT/{plan.arch.efi_boot_name}"   # xen.efi reads the .cfg named after itself
+        build_fat_image(media.esp, {f"{loader}.EFI": plan.xen_efi,
+                                    f"{loader}.cfg": xen_efi_config(plan).encode(),
                                     "EFI/BOOT/vmlinuz": plan.kernel, "EFI/BOOT/initrd.gz": plan.initrd})
 
 

@@ -29,9 +29,9 @@ def _multiboot(plan: BootPlan, media: Media) -> list[str]:
 
 
 def _xen_efi(plan: BootPlan, media: Media) -> list[str]:
-    # On q35 `if=ide` is the built-in ICH9 AHCI: no extra PCI device that would change
-    # the topology between firmwares. A FAT image boots far faster than fat:rw:DIR.
-    return ["-drive", f"file={media.esp},format=raw,if=ide,index=0"]
+    # No extra PCI device that would change the topology between firmwares (platform.Arch
+    # esp_argv). A FAT image boots far faster than fat:rw:DIR.
+    return [a.format(esp=media.esp) for a in plan.arch.esp_argv]
 
 
 # Where guest-loader puts dom0's kernel and initrd: RAM on Arm virt starts at 0x40000000,
@@ -83,7 +83,8 @@ def _memory(plan: BootPlan) -> str:
 def qemu_argv(plan: BootPlan, *, console_socket: Path, qmp_socket: Path, serial_log: Path,
               media: Media = Media()) -> list[str]:
     """The whole QEMU command line for `plan`. Pure: same plan and paths, same argv."""
-    machine = ",".join([plan.arch.machine, *plan.arch.machine_props.get(plan.accel.name, ())])
+    machine = ",".join([plan.arch.machine, *plan.arch.machine_props.get(plan.accel.name, ()),
+                        *plan.firmware.machine_props])
     argv = [
         plan.qemu_binary,
         # another QEMU's own ROMs first (its SeaBIOS among them), not the machine's

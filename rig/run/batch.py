@@ -254,9 +254,10 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
         else:
             kernels[name] = cache.kernel(name, fetch=options.fetch, arch=arch)
     xen_efis = {}
-    for name in dict.fromkeys(j.xen for j in jobs if j.scenario.host.firmware == "ovmf"):  # only xen-efi needs it
+    for name in dict.fromkeys(j.xen for j in jobs   # only xen-efi needs it
+                              if (j.scenario.host.boot or platform.FIRMWARES[j.scenario.host.firmware].boot) == "xen-efi"):
         if options.user_xen:
-            raise InputError("--xen PATH gives a multiboot hypervisor; OVMF variants need xen.efi from the cache")
+            raise InputError("--xen PATH gives a multiboot hypervisor; UEFI (xen-efi) variants need xen.efi from the cache")
         xen_efis[name] = cache.xen_efi(archive.debian_xen(name, arch.name), fetch=options.fetch)
     for firmware in {j.scenario.host.firmware for j in jobs}:
         row = platform.FIRMWARES[firmware]

@@ -48,6 +48,10 @@ class Arch:
     # (offset, bytes) that every kernel image of this architecture carries: bzImage's "HdrS",
     # the arm64 Image header's "ARM\x64". A user's file is checked before it boots.
     kernel_magic: tuple[int, bytes] = (0x202, b"HdrS")
+    efi_boot_name: str = "BOOTX64"              # the removable-media loader name UEFI boots (xen.efi)
+    # How the EFI system partition image is attached ({esp}: its path): on q35 the built-in
+    # AHCI, on virt a virtio-mmio disk; neither adds a PCI device to the topology judged.
+    esp_argv: tuple[str, ...] = ("-drive", "file={esp},format=raw,if=ide,index=0")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Firmware:
     extra_seconds: dict[str, float] = field(default_factory=dict)
     places_bars: bool = True        # False: the rig takes no firmware snapshot of BARs
     arches: tuple[str, ...] = ("x86_64",)
+    machine_props: tuple[str, ...] = ()   # extra ",k=v" machine properties this firmware needs
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,8 @@ ARCHES: dict[str, Arch] = {
         expectations=("extended_regions",),
         ram_base=0x40000000,
         kernel_magic=(0x38, b"ARM\x64"),
+        efi_boot_name="BOOTAA64",
+        esp_argv=("-drive", "if=none,id=esp,format=raw,file={esp}", "-device", "virtio-blk-device,drive=esp"),
     ),
 }
 
@@ -172,13 +179,21 @@ FIRMWARES: dict[str, Firmware] = {
     # No firmware: QEMU loads Xen and dom0 itself (Arm virt's guest-loader). Nothing places
     # BARs before dom0 does, so there is no firmware placement to compare against.
     "none": Firmware("none", boot="guest-loader", places_bars=False, arches=("aarch64",)),
+    # UEFI on Arm virt (Debian's AAVMF): xen.efi from an EFI system partition, as on real Arm
+    # servers. acpi=off: Xen on Arm reads the device tree, which AAVMF hands on only without
+    # ACPI. Linux on Arm assigns every BAR again (no probe-only), so where AAVMF put them is
+    # no baseline: no snapshot.
+    "aavmf": Firmware("aavmf", boot="xen-efi", code="/usr/share/AAVMF/AAVMF_CODE.fd",
+                      vars="/usr/share/AAVMF/AAVMF_VARS.fd", package="qemu-efi-aarch64", places_bars=False,
+                      arches=("aarch64",), machine_props=("acpi=off",)),
 }
 
 BOOT_METHODS: dict[str, BootMethod] = {
     "multiboot": BootMethod("multiboot", ("seabios",),
                             "QEMU's multiboot loader: -kernel xen, -initrd 'vmlinuz args,initrd'"),
-    "xen-efi": BootMethod("xen-efi", ("ovmf",),
-                          "xen.efi as EFI/BOOT/BOOTX64.EFI with BOOTX64.cfg, dom0 and initrd on a FAT image"),
+    "xen-efi": BootMethod("xen-efi", ("ovmf", "aavmf"),
+                          "xen.efi as EFI/BOOT/BOOTX64.EFI (Arm: BOOTAA64.EFI) with its .cfg, dom0 and initrd "
+                          "on a FAT image"),
     "guest-loader": BootMethod("guest-loader", ("none",),
                                "-kernel xen, dom0 and initrd as device-tree modules by QEMU's guest-loader (Arm virt)"),
 }

@@ -59,7 +59,7 @@ def test_what_an_arm_host_cannot_do_is_refused_naming_the_key(tmp_path, host, re
 
 def test_x86_firmware_and_iommu_on_arm_and_arm_firmware_on_x86_are_refused(tmp_path):
     text = ARM.format(host="", rest="")
-    with pytest.raises(ScenarioError, match=r"host.firmware.*'seabios' does not run aarch64 hosts \(aarch64 has: none\)"):
+    with pytest.raises(ScenarioError, match=r"host.firmware.*'seabios' does not run aarch64 hosts \(aarch64 has: none, aavmf\)"):
         _load(tmp_path, text.replace('firmware = "none"', 'firmware = "seabios"'))
     with pytest.raises(ScenarioError, match=r"host.iommu.*'intel' is not an IOMMU of aarch64 hosts"):
         _load(tmp_path, text.replace('iommu = "none"\n', ''))   # the default, intel
@@ -233,3 +233,26 @@ def test_an_arm_dom0_says_it_has_no_memmap_and_an_x86_parse_refuses_that():
     assert collected["e820"].strip() == "absent"
     with pytest.raises(ParseError, match="no /sys/firmware/memmap"):
         e820.from_memmap(collected["e820"])
+
+
+def test_aavmf_boots_xen_efi_from_a_virtio_mmio_disk_with_acpi_off(tmp_path):
+    """UEFI on Arm virt: the same xen-efi boot method as OVMF on q35, with Arm's loader name
+    and a disk that adds no PCI device to the topology judged."""
+    from rig.host.media import Media
+    from rig.host.qemu_argv import qemu_argv
+    from rig.spec import plan
+    s = scenario.load(ROOT / "scenarios" / "arm64-aavmf.toml")
+    p = plan.make(s, "unpatched", "tcg", xen=Path("/c/xen"), kernel=Path("/c/Image"), initrd=Path("/c/i"),
+                  xen_efi=Path("/c/xen.efi"))
+    argv = qemu_argv(p, console_socket=Path("/r/c"), qmp_socket=Path("/r/q"), serial_log=Path("/o/s"),
+                     media=Media(firmware_vars=tmp_path / "vars.fd", esp=tmp_path / "esp.img"))
+    assert argv[argv.index("-machine") + 1] == "virt,virtualization=on,gic-version=3,acpi=off"
+    assert f"if=none,id=esp,format=raw,file={tmp_path / 'esp.img'}" in argv and "virtio-blk-device,drive=esp" in argv
+    assert "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd" in argv
+    assert not any("guest-loader" in a or "if=ide" in a for a in argv)
+    assert p.arch.efi_boot_name == "BOOTAA64" and not p.firmware.places_bars
+
+
+def test_arm_firmware_on_x86_is_refused(tmp_path):
+    with pytest.raises(ScenarioError, match=r"'aavmf' does not run x86_64 hosts"):
+        _load(tmp_path, 'name = "x"\n[host]\nfirmware = "aavmf"\n[kernels]\nk = "debian-6.1"\n')

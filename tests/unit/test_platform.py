@@ -37,7 +37,7 @@ def test_probe_of_missing_device_is_false(tmp_path):
 
 
 def test_lookup_lists_valid_names():
-    with pytest.raises(InputError, match="unknown firmware 'uboot' \\(available: none, ovmf, seabios\\)"):
+    with pytest.raises(InputError, match="unknown firmware 'uboot' \\(available: aavmf, none, ovmf, seabios\\)"):
         platform.lookup(platform.FIRMWARES, "uboot", "firmware")
 
 

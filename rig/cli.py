@@ -379,6 +379,8 @@ def cmd_bisect(args) -> int:
     if len(scenario.variants()) != 1:
         raise InputError(f"{args.scenario}: bisect boots one host; the scenario has {len(scenario.variants())} "
                          "variants (firmware, dom0_mem, xen or qemu lists)")
+    if scenario.host.arch != "x86_64":   # each step is a `rig kernel build`: x86_64 bzImages only
+        raise InputError(f"{args.scenario}: bisect builds x86_64 kernels only, not {scenario.host.arch}")
     from rig.checks.verdict import check_names
     names = check_names(scenario.expect[role].resolve(scenario.variants()[0]))
     if not names:   # every boot would be "unjudged": no verdict to bisect by
@@ -428,7 +430,7 @@ OPTIONS = {
     "out": (("--out",), dict(type=Path, help="output directory (default runs/<timestamp>-<name>/)")),
     "accel": (("--accel",), dict(default="auto", choices=["auto", *platform.ACCELS])),
     "kernel": (("--kernel",), dict(action="append", default=[], metavar="NAME=PATH",
-                                   help="a user kernel (bzImage) usable by NAME in the scenario's [kernels]")),
+                                   help="a user kernel (x86_64: bzImage; aarch64: Image) usable by NAME in the scenario's [kernels]")),
     "modules": (("--modules",), dict(action="append", default=[], metavar="NAME=DIR",
                                      help="the modules directory of a --kernel")),
     "xen": (("--xen",), dict(metavar="NAME|PATH", help="a Debian Xen by name (" + ", ".join(XEN_NAMES)

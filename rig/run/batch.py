@@ -94,6 +94,8 @@ def new_out_dir(name: str, base: Path = Path("runs")) -> Path:
 
 def preflight(scenario: Scenario, source: Path | str, backend: str | None = None) -> None:
     """Input errors that only the host can detect, reported before anything boots."""
+    if (backend or scenario.host.backend) == "libvirt" and scenario.host.arch != "x86_64":
+        raise InputError(f"--backend libvirt: runs x86_64 hosts only, not {scenario.host.arch}")
     if (backend or scenario.host.backend) == "libvirt":
         from rig.host import libvirt
         if not libvirt.available():
@@ -221,13 +223,13 @@ def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Ca
 
 
 def check_kernel_image(name: str, path: Path, arch: platform.Arch) -> None:
-    """A user's kernel file is an image of the host's architecture (an x86 bzImage would
-    boot on arm64 no more than the other way round): bad input, before any boot."""
+    """A user's (or a built) kernel file is an image of the host's architecture (an x86
+    bzImage boots on arm64 no more than the other way round): bad input, before any boot."""
     offset, magic = arch.kernel_magic
     with open(path, "rb") as f:
         f.seek(offset)
         if f.read(len(magic)) != magic:
-            raise InputError(f"--kernel {name}={path}: not an {arch.name} kernel image (no {magic!r} at {offset:#x})")
+            raise InputError(f"kernel {name} ({path}): not an {arch.name} kernel image (no {magic!r} at {offset:#x})")
 
 
 def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
@@ -248,6 +250,7 @@ def resolve(jobs: list[matrix.Job], options: Options, cache: Cache,
             kernels[name] = options.pinned_kernels[name]
         elif name.startswith(kernel_build.PREFIX):
             kernels[name] = _built_kernel(name, jobs, options, cache, progress)
+            check_kernel_image(name, kernels[name].path, arch)
         elif name in options.user_kernels:
             kernels[name] = cache.user_kernel(name, options.user_kernels[name])
             check_kernel_image(name, kernels[name].path, arch)

@@ -1,8 +1,9 @@
 """What differs between architectures, accelerators, IOMMUs, firmwares and boot methods: data only.
 
-A new target (say arm64: QEMU `virt,virtualization=on`, Xen's extended regions)
-arrives as new rows here plus, at most, a new argv builder registered by row name
-in the host layer. Nothing else in the rig branches on these names.
+A new target arrives as new rows here plus, at most, a new argv builder registered by
+row name in the host layer; the aarch64 row did (docs/arm64.md). What else still knows
+an architecture by name: rig kernel build and rig bisect (x86_64 bzImages only) and the
+libvirt backend, which refuse the others.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.guest import collect
+from rig.guest import collect, protocol
 from rig.parse import e820, pci
 from rig.artefacts.store import Cache
 from tests.integration.conftest import ROOT
@@ -28,7 +28,7 @@ def _busybox_bin(tmp_path):
     busybox = Cache().guest_tools(fetch=False).root / "bin" / "busybox"
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for applet in ("sh", "cat", "wc", "sha256sum", "tr", "awk"):
+    for applet in ("sh", "cat", "wc", "sha256sum", "tr", "awk", "od"):
         (bindir / applet).symlink_to(busybox)
     return busybox, bindir
 
@@ -44,15 +44,16 @@ def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_p
               "snapshot dmesg ascii_dmesg\nsnapshot iomem printf '00000000-00000fff : Reserved\\n'\n"
               "snapshot e820 printf '0x0 0x9fbff System RAM\\n'\nsnapshot pci-resources printf ''\n"
               "snapshot xen-balloon printf 'target_kb 1\\ncurrent_kb 1\\nlow_kb 0\\nhigh_kb 0\\n'\n"
+              "snapshot xen-devicetree xen_devicetree\n"   # this x86 machine has no device tree: "absent"
               "checksum\nfor name in $SECTIONS; do emit $name; done\n")
     out = subprocess.run([str(busybox), "sh", "-c", script], cwd=tmp_path, env={"PATH": str(bindir)},
                          capture_output=True, check=True).stdout
     assert out.isascii()
-    found, problems = collect.parse_sections("@@RIG-AGENT 3 x\n" + out.decode())
+    found, problems = collect.parse_sections(f"@@RIG-AGENT {protocol.AGENT_VERSION} x\n" + out.decode())
     # The empty section is delivered faithfully (and refused later as empty, never judged).
     assert problems == {} and found["pci-resources"] == ""
     assert found["dmesg"] == "[ 0.1] ACPI: XSDT ?? (v01)\n[ 0.2] tab\there\n"
-    assert set(found) == set(collect.REQUIRED)
+    assert set(found) == set(collect.REQUIRED) and found["xen-devicetree"] == "absent\n"
     assert re.search(rb"@@RIG-END dmesg 2 [0-9a-f]{64}\n", out)
 
 

@@ -166,7 +166,7 @@ class Artefacts:
     kernels: dict[str, Artefact]       # by kernel name
     initramfs: dict[str, Artefact]     # by kernel name: each carries its kernel's NIC modules
     tools: GuestTools
-    xen_efis: dict[str | None, Artefact] = field(default_factory=dict)   # for OVMF jobs, by Xen name
+    xen_efis: dict[str | None, Artefact] = field(default_factory=dict)   # for xen-efi (UEFI) jobs, by Xen name
     qemus: dict[str | None, "QemuChoice"] = field(default_factory=dict)  # by the jobs' QEMU name
 
     def qemu(self, job: matrix.Job) -> "QemuChoice":

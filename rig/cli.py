@@ -393,9 +393,9 @@ def cmd_bisect(args) -> int:
     oracle = bisect.scenario_oracle(scenario, role, args.good_when, args.check, out,
                                     fragments=tuple(args.config_fragment), base_config=args.config,
                                     options=batch.Options(timeout_scale=args.timeout_scale),
-                                    progress=lambda m: _progress("bisect", m))
+                                    progress=lambda m: _progress("bisect", m), error_is=args.error_is)
     criteria = {"scenario": hashlib.sha256(Path(args.scenario).read_bytes()).hexdigest()[:16], "role": role,
-                "good_when": args.good_when, "check": args.check,
+                "good_when": args.good_when, "check": args.check, "error_is": args.error_is,
                 "config": str(args.config) if args.config else None,
                 "fragments": [str(f) for f in args.config_fragment]}
     b = bisect.run(args.tree.resolve(), args.good, args.bad, oracle, out / "bisect.json", resume=args.resume,
@@ -602,6 +602,9 @@ def parser() -> argparse.ArgumentParser:
     bis.add_argument("--good", required=True, metavar="REF")
     bis.add_argument("--bad", required=True, metavar="REF")
     bis.add_argument("--role", help="the kernel role whose expectations judge (default: the first with some)")
+    bis.add_argument("--error-is", choices=["skip", "bad"], default="skip",
+                     help="a commit whose boot errs twice: skip it (default), or count it bad to find the "
+                          "commit that broke the boot itself")
     bis.add_argument("--good-when", choices=["pass", "fail"], default="pass",
                      help="pass: find the first commit that fails (a regression); fail: the first that passes (a fix)")
     bis.add_argument("--check", metavar="NAME", help="judge by this one check (e.g. balloon_converted), not the verdict")

@@ -199,11 +199,12 @@ def _done(out: str, b: Bisect, work: Path) -> bool:
 
 def scenario_oracle(scenario, role: str, good_when: str, check: str | None, out_dir: Path, *,
                     fragments: tuple[Path, ...] = (), base_config: Path | None = None,
-                    options=None, progress: Progress = lambda msg: None) -> Oracle:
+                    options=None, progress: Progress = lambda msg: None, error_is: str = "skip") -> Oracle:
     """good or bad by the role's expectations: `good_when` "pass" finds a regression (the
     first commit that fails), "fail" a fix (the first that passes); `check` narrows the
     verdict to one named check. A build that fails is skip; an error verdict is booted once
-    more, then skip."""
+    more, then `error_is`: "skip", or "bad" to find the commit that broke the boot itself
+    (a dom0 that halts or panics)."""
     from rig.artefacts import kernel_build
     from rig.artefacts.store import Cache
     from rig.run import batch
@@ -226,7 +227,7 @@ def scenario_oracle(scenario, role: str, good_when: str, check: str | None, out_
             if r.verdict != "error":
                 break
         else:
-            return "skip", f"error twice: {r.error}", r.run_dir
+            return error_is, f"error twice ({r.failure}): {r.error}", r.run_dir
         if check:
             named = [c for c in r.checks if c.name == check]
             if not named:

@@ -150,3 +150,65 @@ def test_a_resume_must_judge_alike_and_a_new_run_never_overwrites_a_recorded_one
         bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, resume=True, criteria={"check": "balloon_converted"})
     assert bisect.run(tree, ids[0], ids[-1], reads_fixed([]), state, resume=True,
                       criteria={"check": "relocations"}).first["commit"] == ids[5]
+
+
+# -- the scenario oracle's decisions, with the build and the boot replaced (the real ones run in
+# tests/integration/test_kernel_build.py and test_bisect.py) ----------------------------------
+
+def _oracle(monkeypatch, tmp_path, verdicts, *, good_when="pass", check=None, error_is="skip", builds=True):
+    """scenario_oracle over fake builds and boots: each boot answers the next of `verdicts`
+    ("pass", "fail", "error"); returns (oracle, boots)."""
+    from rig.artefacts import kernel_build
+    from rig.run import batch
+    from rig.spec import scenario as scenario_mod
+    from tests.conftest import make_result
+    boots = []
+
+    def build(request, cache, progress):
+        if not builds:
+            raise kernel_build.BuildError("make: *** [vmlinux] Error 2")
+    monkeypatch.setattr(kernel_build, "build", build)
+
+    def run(candidate, opts, progress):
+        verdict = verdicts[len(boots)]
+        boots.append((candidate.kernels, opts.out_dir))
+        checks = [] if verdict == "error" else [
+            {"name": "relocations", "passed": verdict == "pass", "detail": "d"},
+            {"name": "balloon_converted", "passed": True, "detail": "d"}]
+        return opts.out_dir, [make_result(verdict=verdict, checks=checks, run_dir=str(opts.out_dir / "patched"),
+                                          failure="dom0-halt" if verdict == "error" else None,
+                                          error="dom0 halted" if verdict == "error" else None)]
+    monkeypatch.setattr(batch, "run", run)
+    s = scenario_mod.Scenario.model_validate({"name": "s", "kernels": {"patched": "debian-6.1"},
+                                              "expect": {"patched": {"relocations": "none"}}})
+    return bisect.scenario_oracle(s, "patched", good_when, check, tmp_path, error_is=error_is), boots
+
+
+def test_the_oracle_boots_the_commits_build_in_the_role_and_reads_the_verdict(monkeypatch, tmp_path):
+    oracle, boots = _oracle(monkeypatch, tmp_path, ["pass", "fail"])
+    assert oracle(tmp_path, "a" * 40)[0] == "good"
+    assert oracle(tmp_path, "b" * 40)[:2] == ("bad", "verdict fail")
+    assert boots[0][0] == {"patched": "built:bisect-aaaaaaaaaaaa"}   # that commit's build, in that role
+    fix, _ = _oracle(monkeypatch, tmp_path / "f", ["pass"], good_when="fail")
+    assert fix(tmp_path, "c" * 40)[0] == "bad"                       # --good-when fail: passing is the new state
+
+
+def test_a_named_check_decides_and_an_unknown_one_is_bad_input(monkeypatch, tmp_path):
+    oracle, _ = _oracle(monkeypatch, tmp_path, ["fail", "fail"], check="balloon_converted")
+    assert oracle(tmp_path, "a" * 40)[:2] == ("good", "balloon_converted held: d")   # the verdict failed; the check held
+    unknown, _ = _oracle(monkeypatch, tmp_path / "u", ["pass"], check="xen_scratch")
+    with pytest.raises(InputError, match="--check xen_scratch: role patched has no such check"):
+        unknown(tmp_path, "b" * 40)
+
+
+def test_an_error_is_booted_again_then_skipped_or_counted_bad(monkeypatch, tmp_path):
+    once, boots = _oracle(monkeypatch, tmp_path, ["error", "pass"])
+    assert once(tmp_path, "a" * 40)[0] == "good" and len(boots) == 2          # a flake: the second boot decides
+    assert boots[1][1].name == "attempt-2"
+    twice, _ = _oracle(monkeypatch, tmp_path / "t", ["error", "error"])
+    outcome, why, _ = twice(tmp_path, "b" * 40)
+    assert outcome == "skip" and why.startswith("error twice (dom0-halt)")
+    broke, _ = _oracle(monkeypatch, tmp_path / "b", ["error", "error"], error_is="bad")
+    assert broke(tmp_path, "c" * 40)[0] == "bad"                               # finding the commit that broke the boot
+    unbuilt, boots = _oracle(monkeypatch, tmp_path / "n", [], builds=False)
+    assert unbuilt(tmp_path, "d" * 40)[:2] == ("skip", "build failed: make: *** [vmlinux] Error 2") and boots == []

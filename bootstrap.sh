@@ -49,10 +49,12 @@ esac
 command="$1"; shift
 
 # The report is tested in a real browser; dom0 kernels are built from source in a test;
-# the aarch64 row boots under qemu-system-aarch64 (and AAVMF, a Recommends we do not get).
+# the aarch64 row boots under qemu-system-aarch64 (and AAVMF, a Recommends we do not get),
+# with dom0's foreign-map probe built by Debian's cross compiler (its libc a Recommends).
 # libvirt: the second host backend is tested against a real libvirtd (libvirt-dev and
 # pkg-config build libvirt-python).
-[ "$command" = test ] && DEBS+=(qemu-system-arm qemu-efi-aarch64 chromium make gcc flex bison bc ccache libelf-dev libssl-dev xz-utils patch
+[ "$command" = test ] && DEBS+=(qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+                                chromium make gcc flex bison bc ccache libelf-dev libssl-dev xz-utils patch
                                 libvirt-daemon-system libvirt-dev pkg-config)
 start_libvirt() {
     # No systemd on CI runners: start the daemons libvirt's QEMU driver needs, once.

@@ -330,7 +330,7 @@ def cmd_fetch(args) -> int:
 def cmd_kernel_build(args) -> int:
     request = kernel_build.BuildRequest(
         kernel_build.check_name(args.name), args.source, tuple(args.patch), tuple(args.config_fragment),
-        args.config, args.jobs or (os.cpu_count() or 2))
+        args.config, args.jobs or (os.cpu_count() or 2), args.arch)
     art = kernel_build.build(request, Cache(), lambda msg: _progress("build", msg))
     print(f"{art.name} {art.version} {art.path}")
     return 0
@@ -338,9 +338,11 @@ def cmd_kernel_build(args) -> int:
 
 def cmd_kernel_list(args) -> int:
     cache = Cache()
-    for name in sorted(kernel_build.known_names(cache)):
-        art = kernel_build.lookup(cache, name)
-        print(f"{name} {art.version} {art.source} {art.path}")
+    for arch in platform.ARCHES:
+        for name in sorted(kernel_build.known_names(cache, arch)):
+            art = kernel_build.lookup(cache, name, arch)
+            if art is not None:
+                print(f"{name} {arch} {art.version} {art.source} {art.path}")
     return 0
 
 
@@ -379,8 +381,6 @@ def cmd_bisect(args) -> int:
     if len(scenario.variants()) != 1:
         raise InputError(f"{args.scenario}: bisect boots one host; the scenario has {len(scenario.variants())} "
                          "variants (firmware, dom0_mem, xen or qemu lists)")
-    if scenario.host.arch != "x86_64":   # each step is a `rig kernel build`: x86_64 bzImages only
-        raise InputError(f"{args.scenario}: bisect builds x86_64 kernels only, not {scenario.host.arch}")
     from rig.checks.verdict import check_names
     names = check_names(scenario.expect[role].resolve(scenario.variants()[0]))
     if not names:   # every boot would be "unjudged": no verdict to bisect by
@@ -574,16 +574,20 @@ def parser() -> argparse.ArgumentParser:
 
     kernel = sub.add_parser("kernel", help="dom0 kernels built from source")
     ksub = kernel.add_subparsers(dest="kernel_command", required=True)
-    kbuild = ksub.add_parser("build", help="build a PVH dom0 kernel, usable as built:NAME in scenarios")
+    kbuild = ksub.add_parser("build", help="build a dom0 kernel, usable as built:NAME in scenarios")
     kbuild.add_argument("name")
     kbuild.add_argument("--source", required=True,
                         help=f"{' | '.join(kernel_build.DEBIAN_SOURCES)} | a source tree | a tarball")
     kbuild.add_argument("--patch", action="append", default=[], type=Path, metavar="FILE|DIR",
                         help="a patch, or a directory of them (its `series` order); repeatable, applied in order")
     kbuild.add_argument("--config-fragment", action="append", default=[], type=Path, metavar="FILE",
-                        help="Kconfig fragment(s) merged on the base (default: guests/kernel/pvh-dom0.config)")
+                        help="Kconfig fragment(s) merged on the base (default: guests/kernel/pvh-dom0.config; "
+                             "aarch64: arm64-dom0.config)")
     kbuild.add_argument("--config", type=Path, metavar="FILE", help="a base .config instead of tinyconfig")
     kbuild.add_argument("--jobs", type=int, default=0, help="make -j (default: cores)")
+    kbuild.add_argument("--arch", default="x86_64", choices=list(platform.ARCHES),
+                        help="the dom0's architecture (default x86_64); another than this machine's is "
+                             "built with Debian's cross compiler")
     kbuild.set_defaults(func=cmd_kernel_build)
     klist = ksub.add_parser("list", help="kernels built so far")
     klist.set_defaults(func=cmd_kernel_list)

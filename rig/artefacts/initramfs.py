@@ -193,10 +193,35 @@ def _module_bytes(path: Path) -> bytes:
     return lzma.decompress(data) if path.suffix == ".xz" else data
 
 
+def probe_binary(cache: Cache, name: str, multiarch: str, packages: tuple[str, ...]) -> Path:
+    """guests/agent/NAME.c built static for `multiarch` with Debian's {multiarch}-gcc (a
+    cross compiler for another architecture), cached by source, compiler and flags."""
+    source = AGENT.parent / f"{name}.c"
+    compiler = f"{multiarch}-gcc"
+    flags = ["-static", "-Os", "-s", "-Wall", "-Werror"]
+    needs = f"dom0's {name} probe is built with Debian's {' and '.join(packages)}"
+    if shutil.which(compiler) is None:
+        raise ArtefactError(f"{compiler} not found: {needs}")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.partition("\n")[0]
+    digest = hashlib.sha256("\0".join([version, *flags]).encode() + b"\0" + source.read_bytes()).hexdigest()[:16]
+    out = cache.root / "probes" / f"{name}-{multiarch}-{digest}"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        proc = subprocess.run([compiler, *flags, "-o", f"{tmp}/{name}", str(source)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ArtefactError(f"{compiler} could not build {source.name} ({last}); {needs}")
+        Path(tmp, name).rename(out)
+    return out
+
+
 def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules | None = None,
           nic_modules: tuple[str, ...] = (), multiarch: str = "x86_64-linux-gnu",
-          busybox: Path | None = None, agent: Path = AGENT) -> Artefact:
-    """The initramfs for one kernel: `tools` None gives a serial-only one (host busybox)."""
+          busybox: Path | None = None, agent: Path = AGENT, probes: dict[str, Path] | None = None) -> Artefact:
+    """The initramfs for one kernel: `tools` None gives a serial-only one (host busybox).
+    `probes`: NAME -> binary, installed as bin/rig-NAME for the agent to run."""
     lib_dirs = (f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib64")
     if tools is not None:
         files = library_closure(tools.root, list(TOOL_FILES), lib_dirs)
@@ -210,6 +235,7 @@ def build(cache: Cache, tools: GuestTools | None = None, modules: KernelModules 
         raise ArtefactError(f"{files['bin/busybox']} is dynamically linked: the agent needs busybox-static")
     module_paths, missing = load_order(parse_modules_dep(modules.dep), nic_modules) if modules else ([], [])
     contents: dict[str, bytes | Path] = {"init": agent, **files}
+    contents.update({f"bin/rig-{name}": path for name, path in (probes or {}).items()})
     for rel in module_paths:
         plain = _MODULE_SUFFIX.sub(".ko", rel)
         contents[f"lib/modules/{modules.release}/{plain}"] = _module_bytes(modules.dir / rel)

@@ -1,8 +1,9 @@
-"""Build PVH dom0 kernels from source, with or without a patch series: `rig kernel build`.
+"""Build dom0 kernels from source, with or without a patch series: `rig kernel build`.
 
-Out of tree (O=), through ccache, from tinyconfig plus the rig's PVH dom0 fragment
-(guests/kernel/pvh-dom0.config) or the user's .config; every option a fragment asks
-for is checked after olddefconfig. Reproducible (fixed timestamp, user and host) and
+Out of tree (O=), through ccache, from tinyconfig plus the rig's dom0 fragment for the
+architecture (guests/kernel/pvh-dom0.config, arm64-dom0.config) or the user's .config;
+every option a fragment asks for is checked after olddefconfig. Another architecture's
+kernel is built with Debian's cross compiler (gcc-aarch64-linux-gnu on x86_64). Reproducible (fixed timestamp, user and host) and
 cached by a hash of source + patches + configuration + compiler, so an identical
 request is instant. Built kernels are named "built:NAME" wherever a kernel name goes.
 """
@@ -26,11 +27,11 @@ from typing import Callable
 from rig.artefacts.apt import dpkg_deb
 from rig.artefacts.store import Artefact, Cache, sha256_file
 from rig.errors import ArtefactError, InputError, RigError
+from rig.spec import platform
 
 FORMAT_VERSION = "2"  # 2: every build in one fixed work directory
 PREFIX = "built:"
 GUESTS = Path(__file__).resolve().parents[2] / "guests"
-DEFAULT_FRAGMENT = GUESTS / "kernel" / "pvh-dom0.config"
 # Kernel sources from Debian's archive, by the name a user gives as --source.
 DEBIAN_SOURCES = {"debian-6.1": "linux-source-6.1"}
 # Fixed so the same inputs give the same bzImage (the date string lands in the image).
@@ -133,9 +134,10 @@ class BuildRequest:
     fragments: tuple[Path, ...] = ()     # default: the rig's PVH dom0 fragment
     base_config: Path | None = None      # a .config instead of tinyconfig
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    arch: str = "x86_64"                 # a row of platform.ARCHES
 
     def fragment_files(self) -> list[Path]:
-        return list(self.fragments) or [DEFAULT_FRAGMENT]
+        return list(self.fragments) or [GUESTS / "kernel" / platform.ARCHES[self.arch].kernel_fragment]
 
 
 def check_name(name: str) -> str:
@@ -144,18 +146,29 @@ def check_name(name: str) -> str:
     return name
 
 
-def _toolchain() -> str:
-    out = subprocess.run(["gcc", "--version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else "gcc?"
+def cross_prefix(arch: platform.Arch) -> str:
+    """CROSS_COMPILE for kernels of `arch` built on this machine: none for its own
+    architecture, else Debian's cross toolchain (its multiarch triplet)."""
+    return "" if os.uname().machine == arch.name else f"{arch.multiarch}-"
 
 
-def _missing_tools() -> list[str]:
-    return sorted({pkg for tool, pkg in BUILD_TOOLS.items() if shutil.which(tool) is None})
+def _toolchain(arch: platform.Arch) -> str:
+    """The compiler's version line (a cross compiler's names its target): part of the cache key."""
+    compiler = cross_prefix(arch) + "gcc"
+    out = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    return out.stdout.splitlines()[0] if out.returncode == 0 and out.stdout else f"{compiler}?"
+
+
+def _missing_tools(arch: platform.Arch) -> list[str]:
+    tools = dict(BUILD_TOOLS)
+    if prefix := cross_prefix(arch):
+        tools[prefix + "gcc"] = "gcc-" + arch.multiarch.replace("_", "-")   # gcc-aarch64-linux-gnu
+    return sorted({pkg for tool, pkg in tools.items() if shutil.which(tool) is None})
 
 
 # --- sources -----------------------------------------------------------------------------
 
-def source_tree(source: str, cache: Cache, progress: Progress) -> tuple[Path, str]:
+def source_tree(source: str, cache: Cache, progress: Progress, srcarch: str = "x86") -> tuple[Path, str]:
     """(a clean kernel tree, an id saying exactly which source it is)."""
     if source in DEBIAN_SOURCES:
         return _debian_source(DEBIAN_SOURCES[source], cache, progress)
@@ -163,8 +176,8 @@ def source_tree(source: str, cache: Cache, progress: Progress) -> tuple[Path, st
     if path.is_file():
         return _tarball_source(path, cache, progress)
     if path.is_dir():
-        if not (path / "Makefile").is_file() or not (path / "arch" / "x86").is_dir():
-            raise InputError(f"--source {source}: not a Linux source tree (no Makefile or arch/x86)")
+        if not (path / "Makefile").is_file() or not (path / "arch" / srcarch).is_dir():
+            raise InputError(f"--source {source}: not a Linux source tree (no Makefile or arch/{srcarch})")
         if (path / ".config").exists() or (path / "include" / "config").exists():
             raise InputError(f"--source {source}: the tree has been configured in place; out-of-tree builds "
                              "need it clean (make mrproper)")
@@ -270,19 +283,27 @@ def built_dir(cache: Cache) -> Path:
     return cache.root / "builds"
 
 
-def lookup(cache: Cache, name: str) -> Artefact | None:
-    """The kernel last built under `name` ("built:NAME" or NAME), verified, or None."""
+def _names_dir(cache: Cache, arch: str) -> Path:
+    """Where NAME -> build is kept: one index per architecture (an x86_64 and an aarch64
+    "built:foo" are other kernels), x86_64's where it always was."""
+    debian_arch = platform.ARCHES[arch].debian_arch
+    return built_dir(cache) / ("names" if debian_arch == "amd64" else f"names-{debian_arch}")
+
+
+def lookup(cache: Cache, name: str, arch: str = "x86_64") -> Artefact | None:
+    """The `arch` kernel last built under `name` ("built:NAME" or NAME), verified, or None."""
     name = name.removeprefix(PREFIX)
-    index = built_dir(cache) / "names" / f"{name}.json"
+    index = _names_dir(cache, arch) / f"{name}.json"
     if not index.is_file():
         return None
     rec = json.loads(index.read_text())
     return _artefact(built_dir(cache) / rec["key"], name)
 
 
-def known_names(cache: Cache) -> set[str]:
-    names = built_dir(cache) / "names"
-    return {PREFIX + p.stem for p in names.glob("*.json")} if names.is_dir() else set()
+def known_names(cache: Cache, arch: str | None = None) -> set[str]:
+    """Built kernel names, of one architecture or of all."""
+    dirs = [_names_dir(cache, a) for a in ([arch] if arch else platform.ARCHES)]
+    return {PREFIX + p.stem for d in dirs if d.is_dir() for p in d.glob("*.json")}
 
 
 def _artefact(out: Path, name: str) -> Artefact | None:
@@ -290,14 +311,15 @@ def _artefact(out: Path, name: str) -> Artefact | None:
     if not manifest.is_file():
         return None
     m = json.loads(manifest.read_text())
-    return Artefact(PREFIX + name, out / "bzImage", m["sha256"], f"built:{m['key']} from {m['source']}",
-                    m["release"]).verify()
+    return Artefact(PREFIX + name, out / m.get("image", "bzImage"), m["sha256"],
+                    f"built:{m['key']} from {m['source']}", m["release"]).verify()
 
 
 def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: None) -> Artefact:
-    """The bzImage for `request`: from the cache if an identical build exists, else built."""
+    """The kernel image for `request`: from the cache if an identical build exists, else built."""
     check_name(request.name)
-    missing = _missing_tools()
+    arch = platform.lookup(platform.ARCHES, request.arch, "architecture")
+    missing = _missing_tools(arch)
     if missing:
         raise ArtefactError(f"kernel builds need Debian's {', '.join(missing)} (and libelf-dev, libssl-dev)")
     patches = expand_patches(list(request.patches))
@@ -307,14 +329,15 @@ def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: 
             raise InputError(f"--config-fragment {f}: no such file")
     if request.base_config is not None and not request.base_config.is_file():
         raise InputError(f"--config {request.base_config}: no such file")
-    tree, source_id = source_tree(request.source, cache, progress)
+    image_name = Path(arch.kernel_image).name
+    tree, source_id = source_tree(request.source, cache, progress, Path(arch.kernel_image).parts[1])
     key = cache_key(source_id, [p.read_bytes() for p in patches], [f.read_bytes() for f in fragments],
-                    request.base_config.read_bytes() if request.base_config else None, _toolchain())
+                    request.base_config.read_bytes() if request.base_config else None, _toolchain(arch))
     out = built_dir(cache) / key
     cached = _artefact(out, request.name)
     if cached is not None:
         progress(f"{PREFIX}{request.name}: identical build in the cache ({key})")
-        _name(cache, request.name, key)
+        _name(cache, request.name, key, request.arch)
         return cached
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "build.log"
@@ -324,7 +347,7 @@ def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: 
             src = _source_copy(tree, patches, work, log, progress)
             obj = work / "obj"
             obj.mkdir()
-            _configure(src, obj, fragments, request.base_config, log, progress)
+            _configure(src, obj, fragments, request.base_config, log, progress, arch, cache)
             unmet = unmet_options({k: v for f in fragments for k, v in parse_config(f.read_text()).items()},
                                   (obj / ".config").read_text())
             if unmet:
@@ -332,19 +355,18 @@ def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: 
                 more = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
                 raise BuildError(f"{opt}={want} was asked for but the configuration has {opt}={got}: "
                                  f"a dependency is missing{more}; see {log_path}")
-            _make(src, obj, ["bzImage"], request.jobs, log, progress, cache)
-            release = _make_output(src, obj, "kernelrelease", cache)
-        image = obj / "arch" / "x86" / "boot" / "bzImage"
-        shutil.copy(image, out / "bzImage")
+            _make(src, obj, [image_name], request.jobs, log, progress, cache, arch)
+            release = _make_output(src, obj, "kernelrelease", cache, arch)
+        shutil.copy(obj / arch.kernel_image, out / image_name)
         shutil.copy(obj / ".config", out / "config")
         manifest = {"name": request.name, "key": key, "source": source_id, "release": release,
                     "patches": [str(p) for p in patches], "fragments": [str(f) for f in fragments],
                     "base_config": str(request.base_config) if request.base_config else "tinyconfig",
-                    "toolchain": _toolchain(), "seconds": round(time.monotonic() - started, 1),
-                    "sha256": sha256_file(out / "bzImage")}
+                    "toolchain": _toolchain(arch), "seconds": round(time.monotonic() - started, 1),
+                    "arch": arch.name, "image": image_name, "sha256": sha256_file(out / image_name)}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    _name(cache, request.name, key)
-    progress(f"{PREFIX}{request.name}: {release} built in {manifest['seconds']:.0f} s ({out / 'bzImage'})")
+    _name(cache, request.name, key, request.arch)
+    progress(f"{PREFIX}{request.name}: {release} built in {manifest['seconds']:.0f} s ({out / image_name})")
     return _artefact(out, request.name)
 
 
@@ -367,8 +389,8 @@ def _work_tree(cache: Cache):
                     else leftover.unlink()
 
 
-def _name(cache: Cache, name: str, key: str) -> None:
-    index = built_dir(cache) / "names"
+def _name(cache: Cache, name: str, key: str, arch: str) -> None:
+    index = _names_dir(cache, arch)
     index.mkdir(parents=True, exist_ok=True)
     (index / f"{name}.json").write_text(json.dumps({"key": key}) + "\n")
 
@@ -390,32 +412,36 @@ def _source_copy(tree: Path, patches: list[Path], work: Path, log, progress: Pro
     return src
 
 
-def _env(cache: Cache) -> dict[str, str]:
-    env = dict(os.environ, **REPRODUCIBLE_ENV)
+def _env(cache: Cache, arch: platform.Arch) -> dict[str, str]:
+    env = dict(os.environ, **REPRODUCIBLE_ENV, ARCH=arch.linux_arch)
+    if prefix := cross_prefix(arch):
+        env["CROSS_COMPILE"] = prefix
     env.update(CCACHE_DIR=str(cache.root / "ccache"), CCACHE_BASEDIR=str(cache.root / "build-work"),
                CCACHE_NOHASHDIR="true", CCACHE_SLOPPINESS="time_macros", LC_ALL="C")
     return env
 
 
-def _configure(src: Path, obj: Path, fragments: list[Path], base: Path | None, log, progress: Progress) -> None:
+def _configure(src: Path, obj: Path, fragments: list[Path], base: Path | None, log, progress: Progress,
+               arch: platform.Arch, cache: Cache) -> None:
     progress("configuring: " + ("your .config" if base else "tinyconfig") + " + " +
              ", ".join(f.name for f in fragments))
     if base:
         shutil.copy(base, obj / ".config")
     else:
-        _run(["make", "-C", str(src), f"O={obj}", "tinyconfig"], log)
+        _run(["make", "-C", str(src), f"O={obj}", "tinyconfig"], log, _env(cache, arch))
     _run([str(src / "scripts" / "kconfig" / "merge_config.sh"), "-m", "-O", str(obj), str(obj / ".config"),
-          *map(str, fragments)], log, cwd=src)
-    _run(["make", "-C", str(src), f"O={obj}", "olddefconfig"], log)
+          *map(str, fragments)], log, _env(cache, arch), cwd=src)
+    _run(["make", "-C", str(src), f"O={obj}", "olddefconfig"], log, _env(cache, arch))
 
 
-def _make(src: Path, obj: Path, targets: list[str], jobs: int, log, progress: Progress, cache: Cache) -> None:
+def _make(src: Path, obj: Path, targets: list[str], jobs: int, log, progress: Progress, cache: Cache,
+          arch: platform.Arch) -> None:
     progress(f"compiling with {jobs} jobs (log: {log.name})")
-    argv = ["make", "-C", str(src), f"O={obj}", f"-j{jobs}", "CC=ccache gcc", *targets]
+    argv = ["make", "-C", str(src), f"O={obj}", f"-j{jobs}", f"CC=ccache {cross_prefix(arch)}gcc", *targets]
     log.write("$ " + " ".join(argv) + "\n")
     log.flush()
     started, last, compiled = time.monotonic(), 0.0, 0
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(cache)) as p:
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(cache, arch)) as p:
         for line in p.stdout:
             log.write(line)
             if line.lstrip().startswith("CC "):
@@ -428,16 +454,16 @@ def _make(src: Path, obj: Path, targets: list[str], jobs: int, log, progress: Pr
                          f"{Path(log.name).parent}")
 
 
-def _make_output(src: Path, obj: Path, target: str, cache: Cache) -> str:
+def _make_output(src: Path, obj: Path, target: str, cache: Cache, arch: platform.Arch) -> str:
     proc = subprocess.run(["make", "-s", "-C", str(src), f"O={obj}", target], capture_output=True, text=True,
-                          env=_env(cache))
+                          env=_env(cache, arch))
     return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else "?"
 
 
-def _run(argv: list[str], log, cwd: Path | None = None) -> None:
+def _run(argv: list[str], log, env: dict[str, str], cwd: Path | None = None) -> None:
     log.write("$ " + " ".join(argv) + "\n")
     log.flush()
-    proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=dict(os.environ, LC_ALL="C"))
+    proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     if proc.returncode != 0:
         raise BuildError(f"{Path(argv[0]).name} {' '.join(argv[1:])[-80:]} failed (exit {proc.returncode}); "
                          f"see {log.name}")

@@ -19,6 +19,7 @@ from rig.parse import xen as xen_parse
 from rig.parse import xen_balloon
 from rig.spec.scenario import Expect
 from rig.checks import balloon, relocation
+from rig.parse import foreign_map as foreign_map_parse
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class Analysis:
     extended_regions: list[Range] = field(default_factory=list)
     region_overlaps: list[dict] = field(default_factory=list)
     regions_disabled: bool = False   # Xen said it gives none (ext_regions=off)
+    dom0_banks: list[Range] = field(default_factory=list)   # the RAM Xen gave dom0 (BANK lines)
+    # Where dom0's foreign-mapping probe mapped a page (parse/foreign_map.py); None: no probe
+    foreign_map: foreign_map_parse.ForeignMap | None = None
+    foreign_map_collected: bool = False
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -180,24 +185,32 @@ def analyse_device_tree(collected, serial: str, host_ram: Range) -> Analysis:
     regions = [(a, b - 1) for a, b in xen_log.extended_regions]   # [start, end) -> [start, end]
     # What dom0 has: dom0's RAM as Xen gave it, every top-level /proc/iomem resource (RAM,
     # device MMIO, the PCI host windows and ECAM; bridge windows and BARs nest inside
-    # them), every BAR and window from sysfs, and the grant table frames.
+    # them), every BAR and window from sysfs, and the grant table frames. Not Xen scratch:
+    # that is dom0 using the regions, judged below and by the foreign_mapping check.
+    scratch = iomem_parse.xen_scratch(tree)
     used = [(f"dom0 RAM (Xen BANK[{i}])", (a, b - 1)) for i, (a, b) in enumerate(xen_log.dom0_banks)]
-    used += [(e.name, e.range) for e in tree if e.depth == 0]
+    used += [(e.name, e.range) for e in tree if e.depth == 0 and e.name != "Xen scratch"]
     used += [(f"{r.device} {r.name}", r.range) for r in final if r.range and r.kind == "mem"]
     used.append(("Xen grant table", (xen_log.grant_table[0], xen_log.grant_table[1] - 1)))
     overlaps = [{"region": list(reg_), "owner": name, "range": list(rng)}
                 for reg_ in regions for name, rng in used if reg_[0] <= rng[1] and rng[0] <= reg_[1]]
     overlaps += [{"region": list(reg_), "owner": "space outside the host's RAM", "range": list(host_ram)}
                  for reg_ in regions if not (host_ram[0] <= reg_[0] and reg_[1] <= host_ram[1])]
+    scratch_clashes = [{"scratch": list(s), "kind": "dom0's", "owner": name, "range": list(rng)}
+                       for s in scratch for name, rng in used if s[0] <= rng[1] and rng[0] <= s[1]]
     return Analysis(
         kernel_release=(collected["uname"].strip() or dmesg_parse.kernel_release(collected["dmesg"])),
-        relocations=[], resources=relocation.resource_table([], final), xen_scratch=iomem_parse.xen_scratch(tree),
-        scratch_overlaps=[], unusable=[], converted=[], expected_conversion=[], balloon={},
+        relocations=[], resources=relocation.resource_table([], final), xen_scratch=scratch,
+        scratch_overlaps=scratch_clashes, unusable=[], converted=[], expected_conversion=[], balloon={},
         xen_map_source="Xen's serial log (BANK, grant table, extended regions) = dom0's device tree",
         findings=dmesg_parse.findings(collected["dmesg"]),
         balloon_driver=xen_balloon.parse(collected["xen-balloon"]) if "xen-balloon" in collected.sections else None,
         balloon_driver_collected="xen-balloon" in collected.sections,
-        extended_regions=regions, region_overlaps=overlaps, regions_disabled=xen_log.regions_disabled)
+        extended_regions=regions, region_overlaps=overlaps, regions_disabled=xen_log.regions_disabled,
+        dom0_banks=[(a, b - 1) for a, b in xen_log.dom0_banks],
+        foreign_map=(foreign_map_parse.parse(collected["foreign-map"]) if "foreign-map" in collected.sections
+                     else None),
+        foreign_map_collected="foreign-map" in collected.sections)
 
 
 def _covered(r: Range, by: list[Range]) -> bool:
@@ -239,7 +252,8 @@ def check_names(expect: Expect | None) -> list[str]:
               "balloon_target": expect.balloon_target is not None,
               "xen_scratch_safe": expect.xen_scratch_safe is not None,
               "xen_scratch": expect.xen_scratch is not None,
-              "extended_regions": expect.extended_regions is not None}
+              "extended_regions": expect.extended_regions is not None,
+              "foreign_mapping": expect.foreign_mapping is not None}
     return [name for name, on in wanted.items() if on]
 
 
@@ -277,7 +291,49 @@ def evaluate(expect: Expect | None, a: Analysis) -> list[Check]:
         checks.append(Check("xen_scratch", passed, f"want {expect.xen_scratch}, got {_ranges(a.xen_scratch)}"))
     if expect.extended_regions is not None:
         checks.append(_regions_check(expect.extended_regions, a))
+    if expect.foreign_mapping is not None:
+        checks.append(_foreign_mapping_check(expect.foreign_mapping, a))
     return checks
+
+
+def _foreign_mapping_check(want: str, a: Analysis) -> Check:
+    """Where the page dom0's probe mapped landed, and what the kernel took to map it.
+    "extended-region": inside an extended region and a Xen scratch resource, every Xen
+    scratch inside the regions and over nothing dom0 has; "ballooned-ram": inside dom0's
+    RAM (a page ballooned out to map over), no Xen scratch at all. Either needs a mapping
+    that reads back what was granted. No probe, or one that found no gntalloc or gntdev
+    to ask, is no evidence: an error, never a verdict."""
+    if not a.foreign_map_collected:
+        raise CollectError("no foreign-map section (an agent older than 6): where foreign mappings land is unknown")
+    fm = a.foreign_map
+    if fm is None:
+        raise CollectError("dom0's initramfs has no foreign-mapping probe (its architecture row asks for none)")
+    if fm.unasked:
+        raise CollectError(f"the foreign-mapping probe could not ask dom0's kernel: {fm.describe()} "
+                           "(no gntalloc/gntdev: built without them, or their modules missing)")
+    if not fm.mapped or not fm.pattern_ok:
+        return Check("foreign_mapping", False, f"want {want}; the mapping {fm.describe()}")
+    page = (fm.address, fm.address + fm.page - 1)
+
+    def holding(ranges: list[Range]) -> Range | None:
+        return next((r for r in ranges if r[0] <= page[0] and page[1] <= r[1]), None)
+
+    region, scratch, bank = holding(a.extended_regions), holding(a.xen_scratch), holding(a.dom0_banks)
+    landed = (f"extended region [{region[0]:#x}-{region[1]:#x}]" if region and scratch
+              else f"dom0's RAM, ballooned out (bank [{bank[0]:#x}-{bank[1]:#x}])" if bank and not scratch
+              else "neither an extended region's Xen scratch nor dom0's RAM")
+    outside = [s for s in a.xen_scratch if not any(r[0] <= s[0] and s[1] <= r[1] for r in a.extended_regions)]
+    clashes = "; ".join(f"Xen scratch [{o['scratch'][0]:#x}-{o['scratch'][1]:#x}] overlaps {o['owner']}"
+                        for o in a.scratch_overlaps)
+    if want == "extended-region":
+        held = bool(region and scratch) and not outside and not a.scratch_overlaps
+    else:
+        held = bool(bank) and not a.xen_scratch
+    detail = (f"want {want}; {fm.describe()}: in {landed}"
+              + f"; Xen scratch {_ranges(a.xen_scratch)}"
+              + (f", outside the extended regions: {_ranges(outside)}" if outside else "")
+              + (f"; {clashes}" if clashes else ""))
+    return Check("foreign_mapping", held, detail)
 
 
 def _regions_check(want: str, a: Analysis) -> Check:

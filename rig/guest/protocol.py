@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-AGENT_VERSION = 5   # the agent this rig ships; bump with any change below
+AGENT_VERSION = 6   # the agent this rig ships; bump with any change below
 
 # The sections each agent version sends (0: no banner, the shared captures).
 SECTIONS_BY_AGENT = {
@@ -21,6 +21,8 @@ SECTIONS_BY_AGENT = {
     3: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon"),
     4: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon"),   # e820 may say "absent"
     5: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon", "xen-devicetree"),
+    6: ("uname", "cmdline", "dmesg", "iomem", "e820", "pci-resources", "xen-balloon", "xen-devicetree",
+        "foreign-map"),   # "absent" unless the initramfs has the probe
 }
 SECTIONS = SECTIONS_BY_AGENT[AGENT_VERSION]
 CHECKSUMS_FROM_AGENT = 3   # END marks carry the file's sha256 from this version on

@@ -75,6 +75,7 @@ def result_of(job_id: str, scenario: Scenario, boot: KernelBoot, kernel_name: st
         # The balloon driver's own view (sysfs) and what each kernel rule says it should be.
         balloon_driver=({**dataclasses.asdict(a.balloon_driver), "rules_kb": balloon_rules(a)}
                         if a and a.balloon_driver else None),
+        foreign_mapping=dataclasses.asdict(a.foreign_map) if a and a.foreign_map else None,
         outcome=outcome(a.balloon.get("converted_pages", 0), a.xen_scratch, a.relocations) if a and a.balloon else None,
         xen_map_source=a.xen_map_source if a else None,
         # Xen's own findings first (kept for a boot that never reached dom0), then the kernel's.

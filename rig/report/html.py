@@ -81,6 +81,8 @@ def _lanes(run_dir: Path, result: Result) -> list[tuple[str, list[Box]]]:
         ("balloon (converted)", [(s, e, "converted", "UNUSABLE -> RAM") for s, e in result.converted_to_ram]),
         *([("Xen extended regions", [(s, e, "regions", "extended region") for s, e in result.xen.extended_regions])]
           if result.xen and result.xen.extended_regions else []),
+        *([("foreign mapping (probe)", [(fm.address, fm.address + fm.page - 1, "scratch", "mapped page")])]
+          if (fm := result.foreign_mapping) and fm.mapped else []),
     ]
 
 

@@ -97,6 +97,17 @@ class XenLog(_Part):
     panic: Optional[str]
 
 
+class ForeignMapping(_Part):
+    """Where dom0's probe mapped a page it granted itself (parse/foreign_map.py)."""
+    mapped: bool
+    address: Optional[int] = None
+    page: Optional[int] = None
+    pattern_ok: bool = False
+    step: str = ""                    # where it failed
+    errno: int = 0
+    reason: str = ""
+
+
 class Ssh(_Part):
     offered: bool = False
     port: Optional[int] = None
@@ -138,6 +149,7 @@ class Result(BaseModel):
     expected_conversion: list[Range] = []
     balloon: Optional[Balloon] = None
     balloon_driver: Optional[BalloonDriver] = None
+    foreign_mapping: Optional[ForeignMapping] = None   # Arm: the agent's foreign-map probe
     outcome: Optional[Outcome] = None
     xen_map_source: Optional[str] = None
     findings: list[Finding] = []

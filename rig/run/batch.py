@@ -207,17 +207,19 @@ def _built_kernel(name: str, jobs: list[matrix.Job], options: Options, cache: Ca
     """A "built:NAME" kernel: built (or found identical in the cache) from the scenario's
     [builds.NAME], else the last `rig kernel build NAME`."""
     short = name.removeprefix(kernel_build.PREFIX)
+    arch = jobs[0].scenario.host.arch
     declared = next((j.scenario.builds[short] for j in jobs if short in j.scenario.builds), None)
     if declared is None:
-        found = kernel_build.lookup(cache, name)
+        found = kernel_build.lookup(cache, name, arch)
         if found is None:
-            raise ArtefactError(f"kernel {name!r} has not been built here: run `rig kernel build {short} "
-                                "--source ...` or declare [builds." + short + "] in the scenario")
+            flag = "" if arch == "x86_64" else f" --arch {arch}"
+            raise ArtefactError(f"kernel {name!r} has not been built here for {arch}: run `rig kernel build {short} "
+                                f"--source ...{flag}` or declare [builds.{short}] in the scenario")
         return found
     request = kernel_build.BuildRequest(short, declared.source, tuple(Path(p) for p in declared.patches),
                                         tuple(Path(f) for f in declared.fragments),
-                                        Path(declared.config) if declared.config else None)
-    if not options.fetch and kernel_build.lookup(cache, name) is None and declared.source.startswith("debian-"):
+                                        Path(declared.config) if declared.config else None, arch=arch)
+    if not options.fetch and kernel_build.lookup(cache, name, arch) is None and declared.source.startswith("debian-"):
         raise ArtefactError(f"kernel {name!r} is not built and --no-fetch forbids fetching its source")
     return kernel_build.build(request, cache, lambda msg: progress("build", msg))
 
@@ -280,7 +282,10 @@ def agent_initramfs(cache: Cache, tools: GuestTools, arch: platform.Arch, kernel
     """The agent's initramfs for one kernel: with its NIC's modules when it has a modules
     directory (a Debian kernel's, or a user kernel's --modules), else serial-only."""
     modules = initramfs.KernelModules(modules_dir, cache.kernel_modules_dep(modules_dir)) if modules_dir else None
-    return initramfs.build(cache, tools, modules, arch.nic_modules, arch.multiarch)
+    probes = {name: initramfs.probe_binary(cache, name, arch.multiarch, arch.probe_compiler_packages)
+              for name in arch.dom0_probes}
+    return initramfs.build(cache, tools, modules, arch.nic_modules + arch.probe_modules, arch.multiarch,
+                           probes=probes)
 
 
 def run(scenario: Scenario, options: Options, progress: single.Progress = lambda r, m: None,

@@ -213,7 +213,7 @@ def scenario_oracle(scenario, role: str, good_when: str, check: str | None, out_
         name = f"bisect-{commit[:12]}"
         try:
             kernel_build.build(kernel_build.BuildRequest(name, str(work), fragments=fragments,
-                                                         base_config=base_config), Cache(),
+                                                         base_config=base_config, arch=scenario.host.arch), Cache(),
                                lambda msg: progress(f"  build: {msg}"))
         except (kernel_build.BuildError, kernel_build.PatchError) as exc:
             return "skip", f"build failed: {exc}", None

@@ -144,7 +144,7 @@ def resolve(data: dict, cache: Cache, fetch: bool = True, user_kernels: dict[str
         b = scenario.builds[name.removeprefix("built:")]
         kernel = kernel_build.build(kernel_build.BuildRequest(
             name.removeprefix("built:"), b.source, tuple(Path(p) for p in b.patches),
-            tuple(Path(f) for f in b.fragments), Path(b.config) if b.config else None), cache)
+            tuple(Path(f) for f in b.fragments), Path(b.config) if b.config else None, arch=arch.name), cache)
     elif user_kernels and name in user_kernels:
         kernel = cache.user_kernel(name, user_kernels[name])
     elif Path(kernel_rec["path"]).is_file():

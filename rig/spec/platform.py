@@ -2,8 +2,7 @@
 
 A new target arrives as new rows here plus, at most, a new argv builder registered by
 row name in the host layer; the aarch64 row did (docs/arm64.md). What else still knows
-an architecture by name: rig kernel build and rig bisect (x86_64 bzImages only) and the
-libvirt backend, which refuse the others.
+an architecture by name: the libvirt backend and rig bisect, which refuse the others.
 """
 
 from __future__ import annotations
@@ -53,6 +52,17 @@ class Arch:
     # How the EFI system partition image is attached ({esp}: its path): on q35 the built-in
     # AHCI, on virt a virtio-mmio disk; neither adds a PCI device to the topology judged.
     esp_argv: tuple[str, ...] = ("-drive", "file={esp},format=raw,if=ide,index=0")
+    # `rig kernel build`: Linux's ARCH, the image it makes (relative to the object tree) and
+    # the config fragment (guests/kernel/) merged onto tinyconfig for a dom0 of this row.
+    linux_arch: str = "x86_64"
+    kernel_image: str = "arch/x86/boot/bzImage"
+    kernel_fragment: str = "pvh-dom0.config"
+    # Probes the agent runs in dom0 before it reads anything (guests/agent/NAME.c, built
+    # static with {multiarch}-gcc into the initramfs as bin/rig-NAME), the modules they need
+    # of a kernel that has them as modules, and the Debian packages of that compiler.
+    dom0_probes: tuple[str, ...] = ()
+    probe_modules: tuple[str, ...] = ()
+    probe_compiler_packages: tuple[str, ...] = ("gcc", "libc6-dev")
 
 
 @dataclass(frozen=True)
@@ -145,11 +155,19 @@ ARCHES: dict[str, Arch] = {
         # No firmware places BARs (nothing to call a relocation), no e820 and no UNUSABLE
         # (nothing to convert), no Xen scratch in /proc/iomem: Xen's extended regions are
         # what is judged.
-        expectations=("extended_regions",),
+        expectations=("extended_regions", "foreign_mapping"),
         ram_base=0x40000000,
         kernel_magic=(0x38, b"ARM\x64"),
         efi_boot_name="BOOTAA64",
         esp_argv=("-drive", "if=none,id=esp,format=raw,file={esp}", "-device", "virtio-blk-device,drive=esp"),
+        linux_arch="arm64",
+        kernel_image="arch/arm64/boot/Image",
+        kernel_fragment="arm64-dom0.config",
+        # Where a foreign mapping lands (extended region or ballooned RAM): nothing maps
+        # one while dom0 boots on Arm (the grant table has its own frames from Xen).
+        dom0_probes=("foreign-map",),
+        probe_modules=("xen_gntdev", "xen_gntalloc"),
+        probe_compiler_packages=("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"),
     ),
 }
 

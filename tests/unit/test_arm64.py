@@ -43,18 +43,26 @@ k = "debian-6.1"
     ('', '[expect.k]\nballoon_converted = true', "expect.k.balloon_converted", "not judged on aarch64"),
     ('', '[expect.k]\nextended_regions = "safe"\n[[expect.k.when]]\ndom0_mem = "512M"\nxen_scratch = "none"',
      "expect.k.when.0.xen_scratch", "not judged on aarch64"),
-    ('', '[builds.x]\nsource = "debian-6.1"', "builds", "x86_64 kernels only"),
     ('backend = "libvirt"', '', "host.backend", "x86_64 hosts only"),
     ('pci_hole64_size = "64G"', '', "host.pci_hole64_size", "fixed 64-bit PCI window"),
-    ('', '', "kernels.k", "x86_64 bzImage"),   # with k = "built:..." (below)
+    ('', '[expect.k]\nforeign_mapping = "anywhere"', "expect.k.foreign_mapping", "'extended-region' or"),
 ])
 def test_what_an_arm_host_cannot_do_is_refused_naming_the_key(tmp_path, host, rest, key, problem):
     text = ARM.format(host=host, rest=rest)
-    if key == "kernels.k":
-        text = text.replace('k = "debian-6.1"', 'k = "built:6.1-base"')
     with pytest.raises(ScenarioError) as exc:
         _load(tmp_path, text)
     assert exc.value.key == key and problem in str(exc.value)
+
+
+def test_an_arm_host_may_build_its_kernels_and_x86_may_not_ask_where_foreign_maps_land(tmp_path):
+    s = _load(tmp_path, ARM.format(host="", rest='[builds.x]\nsource = "debian-6.1"\n[expect.k]\n'
+                                               'foreign_mapping = "extended-region"').replace(
+        'k = "debian-6.1"', 'k = "built:x"'))
+    assert s.builds["x"].source == "debian-6.1" and s.expect["k"].foreign_mapping == "extended-region"
+    x86 = ARM.format(host="", rest='[expect.k]\nforeign_mapping = "ballooned-ram"').replace(
+        'arch = "aarch64"\nfirmware = "none"\niommu = "none"\n', "")
+    with pytest.raises(ScenarioError, match="expect.k.foreign_mapping.*not judged on x86_64 hosts"):
+        _load(tmp_path, x86)
 
 
 def test_x86_firmware_and_iommu_on_arm_and_arm_firmware_on_x86_are_refused(tmp_path):
@@ -256,3 +264,94 @@ def test_aavmf_boots_xen_efi_from_a_virtio_mmio_disk_with_acpi_off(tmp_path):
 def test_arm_firmware_on_x86_is_refused(tmp_path):
     with pytest.raises(ScenarioError, match=r"'aavmf' does not run x86_64 hosts"):
         _load(tmp_path, 'name = "x"\n[host]\nfirmware = "aavmf"\n[kernels]\nk = "debian-6.1"\n')
+
+
+# -- where a foreign mapping lands (the agent's foreign-map probe, same real run) --------------
+
+SECTION = 128 << 20   # arm64 with 4 KiB pages: one memory section, what the allocator carves
+
+
+def _mapping(role, want, **sections):
+    collected, serial = _collected(role)
+    collected = collect.Collected({**collected.sections, **sections})
+    a = verdict.analyse_device_tree(collected, serial, HOST_RAM)
+    (check,) = verdict.evaluate(Expect(foreign_mapping=want), a)
+    return a, check
+
+
+def test_6_12_maps_inside_a_section_it_carved_from_the_first_extended_region():
+    a, check = _mapping("patched", "extended-region")
+    first = a.extended_regions[0]
+    start = -(-first[0] // SECTION) * SECTION           # the first section boundary in the region
+    assert a.xen_scratch == [(start, start + SECTION - 1)] == [(0x48000000, 0x4FFFFFFF)]
+    # the allocator's free list is last in, first out: the first page handed out is the top one
+    assert (a.foreign_map.address, a.foreign_map.page) == (start + SECTION - 4096, 4096)
+    assert a.foreign_map.pattern_ok and check.passed, check.detail
+    assert "in extended region [0x40400000-0x5fffffff]; Xen scratch [0x48000000-0x4fffffff]" in check.detail
+    # and it is no overlap for the regions check: Xen scratch is the regions in use
+    assert a.region_overlaps == []
+    assert not _mapping("patched", "ballooned-ram")[1].passed
+
+
+def test_6_1_without_the_unpopulated_allocator_maps_over_a_page_of_dom0s_ram():
+    a, check = _mapping("unpatched", "ballooned-ram")
+    bank = (0x60000000, 0x7FFFFFFF)                      # BANK[0], 512 MiB: dom0_mem
+    assert a.dom0_banks == [bank] and a.xen_scratch == []
+    assert bank[0] <= a.foreign_map.address and a.foreign_map.address + 4095 <= bank[1]
+    assert check.passed and "dom0's RAM, ballooned out (bank [0x60000000-0x7fffffff])" in check.detail
+    assert not _mapping("unpatched", "extended-region")[1].passed
+
+
+@pytest.mark.parametrize("probe, problem", [
+    ("mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096 pattern=mismatch", "reads back something else"),
+    ("failed step=gntdev-map errno=12 (Cannot allocate memory)", "failed at gntdev-map: errno 12"),
+    ("failed step=gntdev-mmap errno=14 (Bad address)", "failed at gntdev-mmap"),
+    # a page in an extended region but in no Xen scratch: not where the kernel's allocator put it
+    ("mapped ref=8 pfn=0x40500 addr=0x40500000 page=4096 pattern=ok", "neither an extended region's Xen scratch"),
+    # a page in the 1 GiB BAR: the bug this rig exists for
+    ("mapped ref=8 pfn=0x8000000 addr=0x8000000000 page=4096 pattern=ok", "neither"),
+])
+def test_a_mapping_that_failed_misread_or_landed_elsewhere_fails(probe, problem):
+    _, check = _mapping("patched", "extended-region", **{"foreign-map": probe + "\n"})
+    assert not check.passed and problem in check.detail, check.detail
+
+
+def test_xen_scratch_outside_the_regions_or_over_a_bar_fails_even_with_the_page_inside_one():
+    collected, _ = _collected("patched")
+    # a second scratch section, on the BAR (the page still in the first, inside a region)
+    moved = collected["iomem"] + "8000000000-8007ffffff : Xen scratch\n"
+    _, check = _mapping("patched", "extended-region", iomem=moved)
+    assert not check.passed and "outside the extended regions: [0x8000000000-0x8007ffffff]" in check.detail
+    assert "overlaps pcie@10000000" in check.detail or "overlaps 0000:00:01.0 BAR 2" in check.detail
+
+
+@pytest.mark.parametrize("sections, problem", [
+    ({"foreign-map": "absent\n"}, "no foreign-mapping probe"),
+    ({"foreign-map": "failed step=open-gntalloc errno=2 (No such file or directory)\n"}, "could not ask"),
+    ({"foreign-map": "failed step=open-gntdev errno=2 (No such file or directory)\n"}, "could not ask"),
+])
+def test_no_probe_or_no_device_to_ask_is_an_error_never_a_verdict(sections, problem):
+    with pytest.raises(CollectError, match=problem):
+        _mapping("patched", "extended-region", **sections)
+
+
+def test_an_agent_without_the_section_is_an_error():
+    collected, serial = _collected("patched")
+    older = collect.Collected({k: v for k, v in collected.sections.items() if k != "foreign-map"})
+    a = verdict.analyse_device_tree(older, serial, HOST_RAM)
+    with pytest.raises(CollectError, match="agent older than 6"):
+        verdict.evaluate(Expect(foreign_mapping="extended-region"), a)
+
+
+@pytest.mark.parametrize("text", [
+    "mapped ref=8 pfn=0x4ffff addr=0x4fff0000 page=4096 pattern=ok\n",   # address is not pfn x page
+    "mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4000 pattern=ok\n",   # not a page size
+    "mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096 pattern=ok\nmapped again\n",
+    "mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096\n",               # cut short
+    "mapped ref=8 pfn=0x4gfff addr=0x4ffff000 page=4096 pattern=ok\n",   # garbled digit
+    "\n",
+])
+def test_a_garbled_or_cut_probe_line_is_never_judged(text):
+    from rig.parse import foreign_map
+    with pytest.raises(ParseError, match="foreign-map section"):
+        foreign_map.parse(text)

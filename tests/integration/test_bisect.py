@@ -46,3 +46,26 @@ def test_bisect_finds_the_commit_that_changes_one_check(history, tmp_path, check
     page = (out / "report.html").read_text()
     assert f"first commit that changes the verdict: {ids[subject][:12]}" in page
     assert git(tree, "status", "--porcelain") == "" and git(tree, "worktree", "list").count("\n") == 0
+
+
+def test_an_arm64_bisect_names_the_commit_that_maps_outside_the_extended_regions(tmp_path):
+    """Every step a cross-built arm64 kernel (rig kernel build --arch aarch64) booted in
+    arm64-built's host and judged by where the agent's probe mapping lands. From the
+    regression on, the generic allocator takes the first free 128 MiB of /proc/iomem, which
+    is not inside Xen's regions."""
+    tree = tmp_path / "linux"
+    ids = linux_history.make_arm(tree, date=None)
+    out = tmp_path / "bisect"
+    proc = rig("bisect", str(SCENARIOS / "arm64-built.toml"), "--tree", str(tree), "--good", ids["base"],
+               "--bad", ids["unrelated 3"], "--role", "built", "--check", "foreign_mapping", "--out", str(out),
+               timeout=5400)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout
+    subject = linux_history.IGNORES_REGIONS
+    assert f"first bad commit: {ids[subject]} {subject}" in proc.stdout
+    b = json.loads((out / "bisect.json").read_text())
+    order = list(ids.values())
+    for s in b["steps"]:
+        assert s["why"].startswith("foreign_mapping ")
+        assert (s["outcome"] == "bad") == (order.index(s["commit"]) >= order.index(ids[subject])), s
+    print("arm64 bisect steps: " + ", ".join(f"{s['commit'][:12]} {s['outcome']} {s['seconds']:.0f} s"
+                                             for s in b["steps"]))

@@ -153,3 +153,31 @@ def test_the_same_bytes_under_any_umask(tmp_path):
         finally:
             os.umask(old)
     assert digests[0] == digests[1]
+
+
+def test_an_arch_rows_probe_is_built_for_it_and_carried_executable(tmp_path):
+    """aarch64's foreign-map probe, built static by Debian's cross gcc (installed by
+    `./bootstrap.sh test`), lands as bin/rig-foreign-map; x86 asks for none."""
+    from rig.artefacts.store import Cache
+    from rig.spec import platform
+    arm = platform.ARCHES["aarch64"]
+    assert arm.dom0_probes == ("foreign-map",) and platform.ARCHES["x86_64"].dom0_probes == ()
+    cache = Cache(tmp_path / "cache")
+    probe = initramfs.probe_binary(cache, "foreign-map", arm.multiarch, arm.probe_compiler_packages)
+    head = probe.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183   # EM_AARCH64
+    assert initramfs.is_static_elf(probe.read_bytes()[:65536])
+    assert initramfs.probe_binary(cache, "foreign-map", arm.multiarch, ()) == probe   # cached
+    entry = _listing(initramfs.build(cache, probes={"foreign-map": probe}))
+    assert entry["bin/rig-foreign-map"].startswith("-rwx")
+    assert "bin/rig-foreign-map" not in _listing(initramfs.build(cache))
+
+
+def test_a_missing_cross_compiler_is_named_with_its_packages(tmp_path, monkeypatch):
+    from rig.artefacts.store import Cache
+    from rig.errors import ArtefactError
+    monkeypatch.setenv("PATH", str(tmp_path))   # no compiler at all
+    with pytest.raises(ArtefactError, match="aarch64-linux-gnu-gcc not found: dom0's foreign-map probe is built "
+                                            "with Debian's gcc-aarch64-linux-gnu and libc6-dev-arm64-cross"):
+        initramfs.probe_binary(Cache(tmp_path / "c"), "foreign-map", "aarch64-linux-gnu",
+                               ("gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"))

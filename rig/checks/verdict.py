@@ -65,6 +65,9 @@ class Analysis:
     # Where dom0's foreign-mapping probe mapped a page (parse/foreign_map.py); None: no probe
     foreign_map: foreign_map_parse.ForeignMap | None = None
     foreign_map_collected: bool = False
+    probe_marked: bool = False                 # dmesg has the agent's mark before the probe
+    probe_findings: list[dmesg_parse.Finding] = field(default_factory=list)   # WARNINGs etc. from it on
+    kernel_image: list[Range] = field(default_factory=list)   # Kernel code/data in /proc/iomem
 
 
 def xen_map(serials: list[tuple[str, str]], dom0_mem: int) -> XenMap:
@@ -190,6 +193,8 @@ def analyse_device_tree(collected, serial: str, host_ram: Range) -> Analysis:
     scratch = iomem_parse.xen_scratch(tree)
     used = [(f"dom0 RAM (Xen BANK[{i}])", (a, b - 1)) for i, (a, b) in enumerate(xen_log.dom0_banks)]
     used += [(e.name, e.range) for e in tree if e.depth == 0 and e.name != "Xen scratch"]
+    # ... but anything nested inside a Xen scratch is something else sitting in the regions
+    used += [(e.name, e.range) for e in tree if e.parent is not None and tree[e.parent].name == "Xen scratch"]
     used += [(f"{r.device} {r.name}", r.range) for r in final if r.range and r.kind == "mem"]
     used.append(("Xen grant table", (xen_log.grant_table[0], xen_log.grant_table[1] - 1)))
     overlaps = [{"region": list(reg_), "owner": name, "range": list(rng)}
@@ -210,7 +215,10 @@ def analyse_device_tree(collected, serial: str, host_ram: Range) -> Analysis:
         dom0_banks=[(a, b - 1) for a, b in xen_log.dom0_banks],
         foreign_map=(foreign_map_parse.parse(collected["foreign-map"]) if "foreign-map" in collected.sections
                      else None),
-        foreign_map_collected="foreign-map" in collected.sections)
+        foreign_map_collected="foreign-map" in collected.sections,
+        probe_marked=foreign_map_parse.MARK in collected["dmesg"],
+        probe_findings=dmesg_parse.findings(collected["dmesg"].partition(foreign_map_parse.MARK)[2]),
+        kernel_image=[e.range for e in tree if e.name.startswith("Kernel ")])
 
 
 def _covered(r: Range, by: list[Range]) -> bool:
@@ -311,15 +319,23 @@ def _foreign_mapping_check(want: str, a: Analysis) -> Check:
     if fm.unasked:
         raise CollectError(f"the foreign-mapping probe could not ask dom0's kernel: {fm.describe()} "
                            "(no gntalloc/gntdev: built without them, or their modules missing)")
-    if not fm.mapped or not fm.pattern_ok:
-        return Check("foreign_mapping", False, f"want {want}; the mapping {fm.describe()}")
+    if not a.probe_marked:
+        raise CollectError("dmesg lacks the agent's mark before the foreign-mapping probe: cut short or not this boot's")
+    said = "; ".join(f.line for f in a.probe_findings)
+    if not fm.mapped or not fm.pattern_ok or said:
+        return Check("foreign_mapping", False, f"want {want}; the mapping {fm.describe()}"
+                     + (f"; the kernel said while it ran: {said}" if said else ""))
+    if fm.address == fm.granted:   # the granted page itself handed back: nothing was mapped
+        return Check("foreign_mapping", False, f"want {want}; {fm.describe()}: the granted page itself")
     page = (fm.address, fm.address + fm.page - 1)
 
     def holding(ranges: list[Range]) -> Range | None:
         return next((r for r in ranges if r[0] <= page[0] and page[1] <= r[1]), None)
 
     region, scratch, bank = holding(a.extended_regions), holding(a.xen_scratch), holding(a.dom0_banks)
+    image = next((r for r in a.kernel_image if r[0] <= page[1] and page[0] <= r[1]), None)
     landed = (f"extended region [{region[0]:#x}-{region[1]:#x}]" if region and scratch
+              else f"the kernel's own image [{image[0]:#x}-{image[1]:#x}]" if image
               else f"dom0's RAM, ballooned out (bank [{bank[0]:#x}-{bank[1]:#x}])" if bank and not scratch
               else "neither an extended region's Xen scratch nor dom0's RAM")
     outside = [s for s in a.xen_scratch if not any(r[0] <= s[0] and s[1] <= r[1] for r in a.extended_regions)]
@@ -328,7 +344,7 @@ def _foreign_mapping_check(want: str, a: Analysis) -> Check:
     if want == "extended-region":
         held = bool(region and scratch) and not outside and not a.scratch_overlaps
     else:
-        held = bool(bank) and not a.xen_scratch
+        held = bool(bank) and not image and not a.xen_scratch
     detail = (f"want {want}; {fm.describe()}: in {landed}"
               + f"; Xen scratch {_ranges(a.xen_scratch)}"
               + (f", outside the extended regions: {_ranges(outside)}" if outside else "")

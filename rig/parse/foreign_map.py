@@ -1,9 +1,11 @@
 """The agent's foreign-map section: where dom0's foreign-mapping probe
 (guests/agent/foreign-map.c) mapped a page it granted itself (pure, strict).
 
-    mapped ref=8 pfn=0x48000 addr=0x48000000 page=4096 pattern=ok
+    mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096 granted=0x6fe3c pattern=ok
     failed step=gntdev-map errno=12 (Cannot allocate memory)
     absent                      (no probe in this initramfs)
+
+The agent marks dmesg with MARK just before the probe runs.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from dataclasses import dataclass
 
 from rig.errors import ParseError
 
-_MAPPED = re.compile(r"^mapped ref=(\d+) pfn=(0x[0-9a-f]+) addr=(0x[0-9a-f]+) page=(\d+) pattern=(ok|mismatch)$")
-_FAILED = re.compile(r"^failed step=([a-z-]+) errno=(\d+) \((.*)\)$")
-# Steps at which the probe found no device to ask (a kernel without gntalloc or gntdev, or
-# without their modules): nothing about the kernel's mappings is known then.
-UNASKED_STEPS = ("open-gntalloc", "open-gntdev", "open-pagemap")
+MARK = "rig: foreign-map probe starts"
+_MAPPED = re.compile(r"^mapped ref=([0-9]+) pfn=(0x[0-9a-f]+) addr=(0x[0-9a-f]+) page=([0-9]+) granted=(0x[0-9a-f]+) "
+                     r"pattern=(ok|mismatch)$", re.ASCII)
+_FAILED = re.compile(r"^failed step=([a-z-]+) errno=([0-9]+) \((.*)\)$", re.ASCII)
+PAGE_SIZES = (4096, 16384, 65536)   # arm64's and x86's base pages
+PFN_BITS = 55                       # /proc/self/pagemap's frame field
+# The steps of guests/agent/foreign-map.c. At these the mapping itself failed: the kernel's
+# doing, a verdict. At the others the probe found nothing to ask (no gntalloc or gntdev, a
+# grant it could not make, a frame it could not read): no evidence either way.
+MAPPING_STEPS = ("gntdev-map", "gntdev-mmap", "gntdev-munmap", "gntdev-unmap", "gntalloc-dealloc")
+UNASKED_STEPS = ("open-gntalloc", "gntalloc", "gntalloc-mmap", "open-gntdev", "open-pagemap", "pagemap")
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,8 @@ class ForeignMap:
     mapped: bool
     address: int | None = None     # the physical address the mapped page landed at
     page: int | None = None        # its size in bytes
-    pattern_ok: bool = False       # the mapping reads what the granting side wrote
+    granted: int | None = None     # the physical address of the page dom0 granted
+    pattern_ok: bool = False       # each side reads what the other wrote
     step: str = ""                 # where it failed
     errno: int = 0
     reason: str = ""
@@ -36,8 +45,9 @@ class ForeignMap:
 
     def describe(self) -> str:
         if self.mapped:
-            return (f"mapped at {self.address:#x} ({self.page}-byte page), "
-                    + ("reads back what was granted" if self.pattern_ok else "reads back something else"))
+            return (f"mapped at {self.address:#x} ({self.page}-byte page, granted page at {self.granted:#x}), "
+                    + ("each side reads what the other wrote" if self.pattern_ok
+                       else "the two sides read back something else"))
         return f"failed at {self.step}: errno {self.errno} ({self.reason})"
 
 
@@ -50,9 +60,14 @@ def parse(text: str) -> ForeignMap | None:
         raise ParseError(f"foreign-map section: want one line, got {len(lines)}")
     if m := _MAPPED.match(lines[0]):
         pfn, addr, page = int(m.group(2), 16), int(m.group(3), 16), int(m.group(4))
-        if page <= 0 or page & (page - 1) or addr != pfn * page:
+        granted = int(m.group(5), 16)
+        if page not in PAGE_SIZES:
+            raise ParseError(f"foreign-map section: page={page} is no page size ({', '.join(map(str, PAGE_SIZES))})")
+        if addr != pfn * page or max(pfn, granted) >> PFN_BITS:
             raise ParseError(f"foreign-map section: address {addr:#x} is not frame {pfn:#x} of {page}-byte pages")
-        return ForeignMap(True, addr, page, m.group(5) == "ok")
+        return ForeignMap(True, addr, page, granted * page, m.group(6) == "ok")
     if m := _FAILED.match(lines[0]):
+        if m.group(1) not in MAPPING_STEPS + UNASKED_STEPS:
+            raise ParseError(f"foreign-map section: no such step of the probe: {m.group(1)!r}")
         return ForeignMap(False, step=m.group(1), errno=int(m.group(2)), reason=m.group(3))
     raise ParseError(f"foreign-map section: line does not parse: {lines[0][:80]!r}")

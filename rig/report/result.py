@@ -102,6 +102,7 @@ class ForeignMapping(_Part):
     mapped: bool
     address: Optional[int] = None
     page: Optional[int] = None
+    granted: Optional[int] = None     # the page dom0 granted itself
     pattern_ok: bool = False
     step: str = ""                    # where it failed
     errno: int = 0

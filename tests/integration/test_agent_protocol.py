@@ -45,6 +45,7 @@ def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_p
               "snapshot e820 printf '0x0 0x9fbff System RAM\\n'\nsnapshot pci-resources printf ''\n"
               "snapshot xen-balloon printf 'target_kb 1\\ncurrent_kb 1\\nlow_kb 0\\nhigh_kb 0\\n'\n"
               "snapshot xen-devicetree xen_devicetree\n"   # this x86 machine has no device tree: "absent"
+              "snapshot foreign-map foreign_map\n"         # nor the arm64 probe: "absent"
               "checksum\nfor name in $SECTIONS; do emit $name; done\n")
     out = subprocess.run([str(busybox), "sh", "-c", script], cwd=tmp_path, env={"PATH": str(bindir)},
                          capture_output=True, check=True).stdout
@@ -54,6 +55,7 @@ def test_sections_as_busybox_prints_them_are_accepted_with_their_checksums(tmp_p
     assert problems == {} and found["pci-resources"] == ""
     assert found["dmesg"] == "[ 0.1] ACPI: XSDT ?? (v01)\n[ 0.2] tab\there\n"
     assert set(found) == set(collect.REQUIRED) and found["xen-devicetree"] == "absent\n"
+    assert found["foreign-map"] == "absent\n"
     assert re.search(rb"@@RIG-END dmesg 2 [0-9a-f]{64}\n", out)
 
 

@@ -42,6 +42,7 @@ def test_an_arm64_host_boots_and_is_judged_by_xens_extended_regions(arm_run):
     assert r["xen_scratch"] == [[0x48000000, 0x4FFFFFFF]]
     fm = r["foreign_mapping"]
     assert (fm["mapped"], fm["pattern_ok"], fm["address"], fm["page"]) == (True, True, 0x4FFFF000, 4096)
+    assert 0x60000000 <= fm["granted"] <= 0x7FFFF000      # the page dom0 granted: its own RAM
     assert {c["name"]: c["passed"] for c in r["checks"]} == {"extended_regions": True, "foreign_mapping": True}
     page = (arm_run.out / "report.html").read_text()
     assert "Xen extended regions" in page and "pcie@10000000" in page and "foreign mapping (probe)" in page

@@ -302,18 +302,55 @@ def test_6_1_without_the_unpopulated_allocator_maps_over_a_page_of_dom0s_ram():
     assert not _mapping("unpatched", "extended-region")[1].passed
 
 
+GRANTED = "granted=0x6fe3c"   # a page of dom0's bank
+
+
 @pytest.mark.parametrize("probe, problem", [
-    ("mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096 pattern=mismatch", "reads back something else"),
+    (f"mapped ref=8 pfn=0x4ffff addr=0x4ffff000 page=4096 {GRANTED} pattern=mismatch", "read back something else"),
     ("failed step=gntdev-map errno=12 (Cannot allocate memory)", "failed at gntdev-map: errno 12"),
     ("failed step=gntdev-mmap errno=14 (Bad address)", "failed at gntdev-mmap"),
+    ("failed step=gntdev-unmap errno=22 (Invalid argument)", "failed at gntdev-unmap"),   # teardown
     # a page in an extended region but in no Xen scratch: not where the kernel's allocator put it
-    ("mapped ref=8 pfn=0x40500 addr=0x40500000 page=4096 pattern=ok", "neither an extended region's Xen scratch"),
+    (f"mapped ref=8 pfn=0x40500 addr=0x40500000 page=4096 {GRANTED} pattern=ok", "neither an extended region's"),
     # a page in the 1 GiB BAR: the bug this rig exists for
-    ("mapped ref=8 pfn=0x8000000 addr=0x8000000000 page=4096 pattern=ok", "neither"),
+    (f"mapped ref=8 pfn=0x8000000 addr=0x8000000000 page=4096 {GRANTED} pattern=ok", "neither"),
+    # the granted page itself handed back as the "mapping"
+    ("mapped ref=8 pfn=0x6fe3c addr=0x6fe3c000 page=4096 granted=0x6fe3c pattern=ok", "the granted page itself"),
 ])
 def test_a_mapping_that_failed_misread_or_landed_elsewhere_fails(probe, problem):
     _, check = _mapping("patched", "extended-region", **{"foreign-map": probe + "\n"})
     assert not check.passed and problem in check.detail, check.detail
+
+
+def test_a_page_straddling_the_end_of_its_scratch_is_not_inside_it():
+    collected, _ = _collected("patched")
+    short = collected["iomem"].replace("48000000-4fffffff : Xen scratch", "48000000-4fff7fff : Xen scratch")
+    probe = f"mapped ref=8 pfn=0x4fff addr=0x4fff0000 page=65536 {GRANTED} pattern=ok\n"   # 64 KiB
+    _, check = _mapping("patched", "extended-region", iomem=short, **{"foreign-map": probe})
+    assert not check.passed and "neither an extended region's Xen scratch" in check.detail
+
+
+def test_a_page_ballooned_from_the_kernels_own_image_or_beside_a_scratch_is_no_ballooned_page():
+    collected, _ = _collected("unpatched")
+    code = next(ln for ln in collected["iomem"].splitlines() if ln.strip().endswith(": Kernel code"))
+    start = int(code.strip().split("-")[0], 16)
+    in_code = f"mapped ref=8 pfn={start >> 12:#x} addr={start:#x} page=4096 {GRANTED} pattern=ok\n"
+    _, check = _mapping("unpatched", "ballooned-ram", **{"foreign-map": in_code})
+    assert not check.passed and "the kernel's own image" in check.detail
+    scratch = collected["iomem"] + "80000000-87ffffff : Xen scratch\n"
+    _, check = _mapping("unpatched", "ballooned-ram", iomem=scratch)
+    assert not check.passed and "Xen scratch [0x80000000-0x87ffffff]" in check.detail
+
+
+def test_what_the_kernel_says_once_the_probe_starts_fails_the_mapping():
+    collected, _ = _collected("patched")
+    warned = collected["dmesg"] + "[    9.000000] WARNING: CPU: 0 PID: 99 at drivers/xen/gntdev.c:1 x+0x0/0x4\n"
+    _, check = _mapping("patched", "extended-region", dmesg=warned)
+    assert not check.passed and "the kernel said while it ran: WARNING: CPU: 0 PID: 99" in check.detail
+    # the same line before the mark (6.1's MSI warnings at boot are such) is not the probe's
+    mark = "rig: foreign-map probe starts"
+    early = collected["dmesg"].replace(mark, "WARNING: CPU: 0 PID: 1 at drivers/pci/msi/msi.h:17 y\n" + mark)
+    assert _mapping("patched", "extended-region", dmesg=early)[1].passed
 
 
 def test_xen_scratch_outside_the_regions_or_over_a_bar_fails_even_with_the_page_inside_one():
@@ -329,6 +366,9 @@ def test_xen_scratch_outside_the_regions_or_over_a_bar_fails_even_with_the_page_
     ({"foreign-map": "absent\n"}, "no foreign-mapping probe"),
     ({"foreign-map": "failed step=open-gntalloc errno=2 (No such file or directory)\n"}, "could not ask"),
     ({"foreign-map": "failed step=open-gntdev errno=2 (No such file or directory)\n"}, "could not ask"),
+    ({"foreign-map": "failed step=gntalloc errno=28 (No space left on device)\n"}, "could not ask"),
+    ({"foreign-map": "failed step=pagemap errno=14 (Bad address)\n"}, "could not ask"),
+    ({"dmesg": "[    0.000000] Booting Linux on physical CPU 0x0\n"}, "lacks the agent's mark"),
 ])
 def test_no_probe_or_no_device_to_ask_is_an_error_never_a_verdict(sections, problem):
     with pytest.raises(CollectError, match=problem):
@@ -355,3 +395,21 @@ def test_a_garbled_or_cut_probe_line_is_never_judged(text):
     from rig.parse import foreign_map
     with pytest.raises(ParseError, match="foreign-map section"):
         foreign_map.parse(text)
+
+
+def test_something_nested_inside_a_xen_scratch_is_an_overlap_of_the_regions():
+    collected, serial = _collected("patched")
+    nested = collected["iomem"].replace("48000000-4fffffff : Xen scratch\n",
+                                        "48000000-4fffffff : Xen scratch\n  49000000-49000fff : some-device\n")
+    assert nested != collected["iomem"]
+    a = verdict.analyse_device_tree(collect.Collected({**collected.sections, "iomem": nested}), serial, HOST_RAM)
+    (check,) = verdict.evaluate(Expect(extended_regions="safe"), a)
+    assert not check.passed and "overlaps some-device [0x49000000-0x49000fff]" in check.detail
+
+
+def test_the_mapped_and_granted_pages_of_the_real_runs_are_apart():
+    for role in ("unpatched", "patched"):
+        a, _ = _mapping(role, "extended-region" if role == "patched" else "ballooned-ram")
+        fm = a.foreign_map
+        assert fm.granted != fm.address and 0x60000000 <= fm.granted <= 0x7FFFF000   # granted from dom0's bank
+        assert not any(r[0] <= fm.address <= r[1] for r in a.kernel_image)

@@ -203,7 +203,9 @@ def probe_binary(cache: Cache, name: str, multiarch: str, packages: tuple[str, .
     if shutil.which(compiler) is None:
         raise ArtefactError(f"{compiler} not found: {needs}")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.partition("\n")[0]
-    digest = hashlib.sha256("\0".join([version, *flags]).encode() + b"\0" + source.read_bytes()).hexdigest()[:16]
+    # the static libc and the kernel's uapi headers come from packages of their own
+    libs = subprocess.run(["dpkg-query", "-W", *packages], capture_output=True, text=True).stdout
+    digest = hashlib.sha256("\0".join([version, libs, *flags]).encode() + b"\0" + source.read_bytes()).hexdigest()[:16]
     out = cache.root / "probes" / f"{name}-{multiarch}-{digest}"
     if out.is_file():
         return out
@@ -211,8 +213,9 @@ def probe_binary(cache: Cache, name: str, multiarch: str, packages: tuple[str, .
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         proc = subprocess.run([compiler, *flags, "-o", f"{tmp}/{name}", str(source)], capture_output=True, text=True)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ArtefactError(f"{compiler} could not build {source.name} ({last}); {needs}")
+            lines = proc.stderr.strip().splitlines() or ["no output"]
+            first = next((ln for ln in lines if "error:" in ln), lines[-1])
+            raise ArtefactError(f"{compiler} could not build {source.name} ({first.strip()}); {needs}")
         Path(tmp, name).rename(out)
     return out
 

@@ -34,7 +34,7 @@ PREFIX = "built:"
 GUESTS = Path(__file__).resolve().parents[2] / "guests"
 # Kernel sources from Debian's archive, by the name a user gives as --source.
 DEBIAN_SOURCES = {"debian-6.1": "linux-source-6.1"}
-# Fixed so the same inputs give the same bzImage (the date string lands in the image).
+# Fixed so the same inputs give the same image (the date string lands in it).
 REPRODUCIBLE_ENV = {"KBUILD_BUILD_TIMESTAMP": "Thu Jan  1 00:00:00 UTC 1970", "KBUILD_BUILD_USER": "rig",
                     "KBUILD_BUILD_HOST": "rig", "KBUILD_BUILD_VERSION": "1"}
 BUILD_TOOLS = {"make": "make", "gcc": "gcc", "flex": "flex", "bison": "bison", "bc": "bc", "ccache": "ccache",
@@ -117,8 +117,10 @@ def expand_patches(paths: list[Path]) -> list[Path]:
 
 
 def cache_key(source_id: str, patches: list[bytes], fragments: list[bytes], base_config: bytes | None,
-              toolchain: str) -> str:
-    h = hashlib.sha256(f"{FORMAT_VERSION}\0{source_id}\0{toolchain}\0".encode())
+              toolchain: str, arch: str = "x86_64") -> str:
+    # x86_64 keys predate other architectures and stay as they were; the others name theirs.
+    target = "" if arch == "x86_64" else f"{arch}\0"
+    h = hashlib.sha256(f"{FORMAT_VERSION}\0{target}{source_id}\0{toolchain}\0".encode())
     for part in (*patches, b"\0fragments\0", *fragments, b"\0base\0", base_config or b"tinyconfig"):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:24]
@@ -131,7 +133,7 @@ class BuildRequest:
     name: str
     source: str                          # "debian-6.1", a source tree, or a tarball
     patches: tuple[Path, ...] = ()
-    fragments: tuple[Path, ...] = ()     # default: the rig's PVH dom0 fragment
+    fragments: tuple[Path, ...] = ()     # default: the rig's dom0 fragment for the architecture
     base_config: Path | None = None      # a .config instead of tinyconfig
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
     arch: str = "x86_64"                 # a row of platform.ARCHES
@@ -297,7 +299,7 @@ def lookup(cache: Cache, name: str, arch: str = "x86_64") -> Artefact | None:
     if not index.is_file():
         return None
     rec = json.loads(index.read_text())
-    return _artefact(built_dir(cache) / rec["key"], name)
+    return _artefact(built_dir(cache) / rec["key"], name, arch)
 
 
 def known_names(cache: Cache, arch: str | None = None) -> set[str]:
@@ -306,11 +308,13 @@ def known_names(cache: Cache, arch: str | None = None) -> set[str]:
     return {PREFIX + p.stem for d in dirs if d.is_dir() for p in d.glob("*.json")}
 
 
-def _artefact(out: Path, name: str) -> Artefact | None:
+def _artefact(out: Path, name: str, arch: str) -> Artefact | None:
     manifest = out / "manifest.json"
     if not manifest.is_file():
         return None
     m = json.loads(manifest.read_text())
+    if m.get("arch", "x86_64") != arch:   # never another architecture's kernel, whatever the key says
+        raise ArtefactError(f"{manifest}: a {m.get('arch', 'x86_64')} kernel where an {arch} one was built")
     return Artefact(PREFIX + name, out / m.get("image", "bzImage"), m["sha256"],
                     f"built:{m['key']} from {m['source']}", m["release"]).verify()
 
@@ -332,9 +336,10 @@ def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: 
     image_name = Path(arch.kernel_image).name
     tree, source_id = source_tree(request.source, cache, progress, Path(arch.kernel_image).parts[1])
     key = cache_key(source_id, [p.read_bytes() for p in patches], [f.read_bytes() for f in fragments],
-                    request.base_config.read_bytes() if request.base_config else None, _toolchain(arch))
+                    request.base_config.read_bytes() if request.base_config else None, _toolchain(arch),
+                    arch.name)
     out = built_dir(cache) / key
-    cached = _artefact(out, request.name)
+    cached = _artefact(out, request.name, arch.name)
     if cached is not None:
         progress(f"{PREFIX}{request.name}: identical build in the cache ({key})")
         _name(cache, request.name, key, request.arch)
@@ -367,7 +372,7 @@ def build(request: BuildRequest, cache: Cache, progress: Progress = lambda msg: 
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     _name(cache, request.name, key, request.arch)
     progress(f"{PREFIX}{request.name}: {release} built in {manifest['seconds']:.0f} s ({out / image_name})")
-    return _artefact(out, request.name)
+    return _artefact(out, request.name, arch.name)
 
 
 @contextlib.contextmanager
@@ -413,9 +418,8 @@ def _source_copy(tree: Path, patches: list[Path], work: Path, log, progress: Pro
 
 
 def _env(cache: Cache, arch: platform.Arch) -> dict[str, str]:
-    env = dict(os.environ, **REPRODUCIBLE_ENV, ARCH=arch.linux_arch)
-    if prefix := cross_prefix(arch):
-        env["CROSS_COMPILE"] = prefix
+    # CROSS_COMPILE always set: one left in the user's environment would reach a native build
+    env = dict(os.environ, **REPRODUCIBLE_ENV, ARCH=arch.linux_arch, CROSS_COMPILE=cross_prefix(arch))
     env.update(CCACHE_DIR=str(cache.root / "ccache"), CCACHE_BASEDIR=str(cache.root / "build-work"),
                CCACHE_NOHASHDIR="true", CCACHE_SLOPPINESS="time_macros", LC_ALL="C")
     return env

@@ -2,7 +2,7 @@
 
 A new target arrives as new rows here plus, at most, a new argv builder registered by
 row name in the host layer; the aarch64 row did (docs/arm64.md). What else still knows
-an architecture by name: the libvirt backend and rig bisect, which refuse the others.
+an architecture by name: the libvirt backend, which refuses the others.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ class Arch:
     esp_argv: tuple[str, ...] = ("-drive", "file={esp},format=raw,if=ide,index=0")
     # `rig kernel build`: Linux's ARCH, the image it makes (relative to the object tree) and
     # the config fragment (guests/kernel/) merged onto tinyconfig for a dom0 of this row.
-    linux_arch: str = "x86_64"
+    # "x86", what Kbuild takes on an x86_64 machine: with "x86_64" tinyconfig has no 64BIT
+    # question, and 64-bit-only options get other values (a different kernel).
+    linux_arch: str = "x86"
     kernel_image: str = "arch/x86/boot/bzImage"
     kernel_fragment: str = "pvh-dom0.config"
     # Probes the agent runs in dom0 before it reads anything (guests/agent/NAME.c, built

@@ -152,7 +152,7 @@ class KernelBuild(_Strict):
 
     source: str                     # "debian-6.1", a source tree or a tarball
     patches: list[str] = []         # patch files or series directories, applied in order
-    fragments: list[str] = []       # config fragments (default: guests/kernel/pvh-dom0.config)
+    fragments: list[str] = []       # config fragments (default: the architecture's, guests/kernel/)
     config: str | None = None       # a base .config instead of tinyconfig
 
 

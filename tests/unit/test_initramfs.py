@@ -167,7 +167,7 @@ def test_an_arch_rows_probe_is_built_for_it_and_carried_executable(tmp_path):
     head = probe.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183   # EM_AARCH64
     assert initramfs.is_static_elf(probe.read_bytes()[:65536])
-    assert initramfs.probe_binary(cache, "foreign-map", arm.multiarch, ()) == probe   # cached
+    assert initramfs.probe_binary(cache, "foreign-map", arm.multiarch, arm.probe_compiler_packages) == probe   # cached
     entry = _listing(initramfs.build(cache, probes={"foreign-map": probe}))
     assert entry["bin/rig-foreign-map"].startswith("-rwx")
     assert "bin/rig-foreign-map" not in _listing(initramfs.build(cache))

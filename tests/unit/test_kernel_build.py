@@ -52,9 +52,26 @@ def test_a_foreign_architecture_is_cross_compiled_with_debians_cross_gcc(monkeyp
     assert kb._missing_tools(platform.ARCHES["x86_64"]) == []
     env = kb._env(kb.Cache(Path("/nonexistent")), arm)
     assert (env["ARCH"], env["CROSS_COMPILE"]) == ("arm64", "aarch64-linux-gnu-")
-    monkeypatch.delenv("CROSS_COMPILE", raising=False)
+    monkeypatch.setenv("CROSS_COMPILE", "leftover-")
     native = kb._env(kb.Cache(Path("/nonexistent")), platform.ARCHES["x86_64"])
-    assert native["ARCH"] == "x86_64" and "CROSS_COMPILE" not in native
+    assert (native["ARCH"], native["CROSS_COMPILE"]) == ("x86", "")   # Kbuild's own ARCH on x86_64
+
+
+def test_an_arm64_key_names_its_architecture_and_x86_keys_are_as_before():
+    args = ("debian:linux-source-6.1=6.1.192-3", [], [b"CONFIG_XEN=y\n"], None, "gcc (Debian 12.2.0-14) 12.2.0")
+    assert kb.cache_key(*args) == kb.cache_key(*args, "x86_64") != kb.cache_key(*args, "aarch64")
+    # the x86_64 key of this input as the rig before architectures were rows (05618da) made it
+    assert kb.cache_key(*args) == "62a7f7f04135b22280f5dfb7"
+
+
+def test_a_build_of_another_architecture_is_never_served(tmp_path):
+    import json
+    out = tmp_path / "k"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"arch": "aarch64", "image": "Image", "sha256": "0" * 64,
+                                                   "key": "k", "source": "s", "release": "6.1"}))
+    with pytest.raises(kb.ArtefactError, match="a aarch64 kernel where an x86_64 one was built"):
+        kb._artefact(out, "foo", "x86_64")
 
 
 def test_built_names_are_kept_per_architecture(tmp_path):
